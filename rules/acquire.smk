@@ -1,0 +1,73 @@
+# Stream the area's window of imagery and labels from their sources.
+
+
+rule make_demo_bucket:
+    output:
+        root=directory(DEMO_ROOT),
+    log:
+        "logs/make_demo_bucket.log",
+    benchmark:
+        "benchmarks/make_demo_bucket.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        areas=get_demo_areas(),
+        dates=lookup(dpath="imagery/dates", within=config),
+        n_dates=lookup(dpath="demo/n_dates", within=config),
+        seed=lookup(dpath="seed", within=config),
+    script:
+        "../scripts/make_demo_bucket.py"
+
+
+rule acquire_imagery:
+    input:
+        bucket=get_demo_bucket,
+    output:
+        imagery="resources/raw/{area}/imagery.tif",
+    log:
+        "logs/acquire_imagery/{area}.log",
+    benchmark:
+        "benchmarks/acquire_imagery/{area}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+    params:
+        bbox=get_bbox,
+        kind=lookup(dpath="imagery/kind", within=config),
+        root=source_root(config["imagery"], DEMO_ROOT),
+        collection=lookup(dpath="imagery/collection", within=config),
+        dates=lookup(dpath="imagery/dates", within=config),
+        max_cloud=lookup(dpath="imagery/max_cloud", within=config),
+        max_items=lookup(dpath="imagery/max_items", within=config),
+        bands=lookup(dpath="imagery/bands", within=config),
+        resolution=lookup(dpath="grid/resolution", within=config),
+    script:
+        "../scripts/acquire_imagery.py"
+
+
+rule acquire_labels:
+    input:
+        bucket=get_demo_bucket,
+    output:
+        labels="resources/raw/{area}/labels.tif",
+    log:
+        "logs/acquire_labels/{area}.log",
+    benchmark:
+        "benchmarks/acquire_labels/{area}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        bbox=get_bbox,
+        kind=lookup(dpath="labels/kind", within=config),
+        root=source_root(config["labels"], DEMO_ROOT),
+        version=lookup(dpath="labels/version", within=config),
+    script:
+        "../scripts/acquire_labels.py"

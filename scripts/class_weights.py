@@ -1,0 +1,11 @@
+from landcover.runtime import configure_logging
+from landcover.weights import class_weights
+
+configure_logging(snakemake.log[0])
+class_weights(
+    index=snakemake.input.index,
+    out=snakemake.output.weights,
+    class_names=[c["name"] for c in snakemake.params.classes],
+    method=snakemake.params.method,
+    beta=snakemake.params.get("beta", 0.9999),
+)

@@ -1,0 +1,16 @@
+from landcover.runtime import configure_logging
+from landcover.tiling import tile_area
+
+configure_logging(snakemake.log[0])
+tile_area(
+    area=snakemake.wildcards.area,
+    image=snakemake.input.image,
+    labels=snakemake.input.labels,
+    out_images=snakemake.output.images,
+    out_labels=snakemake.output.labels,
+    out_index=snakemake.output.index,
+    size=snakemake.params.size,
+    stride=snakemake.params.stride,
+    min_valid=snakemake.params.min_valid,
+    class_names=[c["name"] for c in snakemake.params.classes],
+)

@@ -1,0 +1,715 @@
+"""Full-scene maps: sliding-window inference with blended overlaps, in bounded memory.
+
+The scene is cut into windows of ``window`` px that overlap by ``overlap`` px; the
+last window of a row or column is shifted inwards so that it ends on the scene's
+edge, and a scene smaller than one window is padded (reflect) up to it and cropped
+back. Each window's class probabilities are weighted by a smooth window (a
+``sin²`` ramp over the overlap, 1 inside, with a small floor) and the weighted sums
+are normalised, so neighbouring windows fade into each other and no seam shows.
+
+Memory does not grow with the scene's height: windows are processed one row of
+windows (a *strip*) at a time; a :class:`StripAccumulator` holds the weighted sums
+of the current strip only (``classes x window x width``) and hands back the rows
+that no later window touches, which are written at once with windowed writes into a
+tiled GeoTIFF. That file is converted to a Cloud-Optimized GeoTIFF at the end.
+
+The array functions (:func:`window_starts`, :func:`blend_weights`,
+:func:`iter_probability_strips`, :func:`predict_array`) take any ``torch.nn.Module``
+that maps ``(batch, bands, h, w)`` to class scores ``(batch, classes, h, w)``;
+:func:`predict_scene` adds the raster I/O and :func:`predict_area` the checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_translate
+from rio_cogeo.profiles import cog_profiles
+from tqdm import tqdm
+
+from landcover import __version__
+from landcover.classes import IGNORE, ClassMap
+from landcover.errors import ConfigError, DataError
+from landcover.io import atomic_path, open_raster
+
+log = logging.getLogger(__name__)
+
+Values = Literal["codes", "indices"]
+"""What the map's pixels hold: the source's codes (first code of each class) or class indices."""
+
+CODES_NODATA = 0
+"""Nodata of a map in source codes (WorldCover's nodata)."""
+
+CONFIDENCE_NODATA = 255
+"""Nodata of the uint8 confidence raster (values are percent, 0-100)."""
+
+BLOCKSIZE = 256
+"""Tile size of the intermediate GeoTIFF and of the COG."""
+
+Reader = Callable[[Window], np.ndarray]
+"""Reads ``(bands, h, w)`` float32 reflectance (NaN = nodata) for a window inside the scene."""
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def window_starts(length: int, window: int, overlap: int) -> list[int]:
+    """Offsets of the windows along one axis.
+
+    Windows step by ``window - overlap``; the last one is shifted inwards to end on
+    the edge (so it may overlap its neighbour by more). A scene not longer than one
+    window gets a single window at 0 (it is padded when read).
+
+    Args:
+        length: scene size along the axis (px).
+        window: window size (px).
+        overlap: overlap of neighbouring windows (px), ``0 <= overlap < window``.
+
+    Returns:
+        Sorted, unique offsets.
+
+    """
+    check_window(window, overlap)
+    if length <= window:
+        return [0]
+    stride = window - overlap
+    starts = list(range(0, length - window, stride))
+    starts.append(length - window)
+    return starts
+
+
+def check_window(window: int, overlap: int) -> None:
+    """Raise ConfigError unless ``window >= 1`` and ``0 <= overlap < window``."""
+    if window < 1 or not 0 <= overlap < window:
+        raise ConfigError(
+            f"predict: window={window}, overlap={overlap} is invalid; set window >= 1 and "
+            "0 <= overlap < window (e.g. window: 256, overlap: 64) in the config's `predict`."
+        )
+
+
+def blend_weights(window: int, overlap: int, floor: float = 1e-3) -> np.ndarray:
+    """Make the 2-D weight window that blends overlapping predictions.
+
+    Along each axis the weight rises as ``sin²`` over the first ``overlap`` px, stays
+    at 1 and falls symmetrically, so two windows overlapping by exactly ``overlap``
+    px sum to 1 (a partition of unity). The ``floor`` keeps every pixel's weight
+    positive: a scene's edge pixels, seen by one window only, still get a prediction.
+
+    Args:
+        window: window size (px).
+        overlap: ramp length (px); 0 gives uniform weights.
+        floor: smallest weight, in (0, 1].
+
+    Returns:
+        float32 array ``(window, window)``.
+
+    """
+    check_window(window, overlap)
+    i = np.arange(window, dtype=np.float64)
+    if overlap > 0:
+        ramp = np.sin(np.pi * np.minimum(i + 0.5, overlap) / (2 * overlap)) ** 2
+        line = np.minimum(ramp, ramp[::-1])
+    else:
+        line = np.ones(window)
+    return np.maximum(np.outer(line, line), floor).astype(np.float32)
+
+
+def normalise(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``(image - mean) / std`` per band, NaN -> 0 (the mean). ``image`` is ``(C, h, w)``."""
+    out = (image - mean[:, None, None]) / std[:, None, None]
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
+
+
+def pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad the last two axes of ``array`` up to ``(height, width)`` (bottom/right)."""
+    dh, dw = height - array.shape[-2], width - array.shape[-1]
+    if dh <= 0 and dw <= 0:
+        return array
+    pad = [(0, 0)] * (array.ndim - 2) + [(0, max(dh, 0)), (0, max(dw, 0))]
+    return np.pad(array, pad, mode="reflect" if min(array.shape[-2:]) > 1 else "edge")
+
+
+def torch_dtype(precision: str | None) -> torch.dtype | None:
+    """Return the autocast dtype of a training precision name; ``None`` for full precision.
+
+    Accepts Lightning-style and plain names: ``"bf16"``, ``"bf16-mixed"``,
+    ``"bfloat16"``, ``"fp16"``, ``"16"``, ``"16-mixed"``, ``"float16"``, ``"fp32"``,
+    ``"32"``, ``"float32"``.
+    """
+    name = str(precision or "32").lower().replace("-mixed", "").replace("-true", "")
+    if name in {"bf16", "bfloat16"}:
+        return torch.bfloat16
+    if name in {"fp16", "16", "float16", "half"}:
+        return torch.float16
+    if name in {"fp32", "32", "float32", "full", "tf32"}:
+        return None
+    raise ConfigError(
+        f"predict: unknown precision '{precision}'; use one of bf16, fp16 or fp32 "
+        "(the model's checkpoint `precision`)."
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    """Return the torch device for a ``{device}`` name; never a quiet fallback to the CPU.
+
+    ``"gpu"`` means ``"cuda"``.
+
+    Raises:
+        ConfigError: when the device is not available on this machine.
+
+    """
+    wanted = "cuda" if name == "gpu" else name
+    try:
+        device = torch.device(wanted)
+    except RuntimeError as err:
+        raise ConfigError(f"predict: unknown device '{name}'; use cpu, cuda (gpu) or mps.") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"predict: device '{name}' asked for but CUDA is not available here; run on a "
+            "GPU machine (e.g. `--profile profiles/gpu`) or map with the cpu device."
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"predict: device '{name}' asked for but MPS is not available here.")
+    return device
+
+
+def class_values(classes: ClassMap, values: Values) -> tuple[np.ndarray, int]:
+    """Return the pixel value of each class and the nodata value of a map.
+
+    Args:
+        classes: the class map.
+        values: ``"indices"`` (0..K-1, nodata 255) or ``"codes"`` (each class's first
+            source code, nodata 0).
+
+    Returns:
+        (uint8 array of length K, nodata value).
+
+    """
+    if values == "indices":
+        return np.arange(len(classes), dtype=np.uint8), IGNORE
+    if values == "codes":
+        codes = [cs[0] for cs in classes.codes]
+        bad = [c for c in codes if not 0 < c < 256]
+        if bad:
+            raise ConfigError(
+                f"predict: class codes {bad} do not fit a uint8 map with nodata 0; set "
+                "`predict: values: indices` in the config."
+            )
+        return np.asarray(codes, dtype=np.uint8), CODES_NODATA
+    raise ConfigError(f"predict: values must be 'codes' or 'indices', got '{values}'.")
+
+
+def colormap(classes: ClassMap, values: Values) -> dict[int, tuple[int, int, int, int]]:
+    """Return the map's colour table, keyed by the values written (nodata transparent)."""
+    table, nodata = class_values(classes, values)
+    by_index = classes.colormap()
+    cmap = {int(v): by_index[i] for i, v in enumerate(table)}
+    cmap[nodata] = (0, 0, 0, 0)
+    return cmap
+
+
+# --------------------------------------------------------------------------- accumulation
+
+
+class StripAccumulator:
+    """Weighted probability sums for one strip (row of windows) of a scene.
+
+    Its arrays are ``(classes, window, width)``: their size depends on the window and
+    the scene's width, never on the scene's height.
+
+    Attributes:
+        top: scene row of the accumulator's first row.
+        probs: weighted sums of class probabilities.
+        weights: sums of weights.
+        valid: whether the input pixel holds data (all bands finite).
+
+    """
+
+    def __init__(self, n_classes: int, window: int, width: int, height: int) -> None:
+        """Allocate the buffers.
+
+        Args:
+            n_classes: number of classes.
+            window: window size (px); rows of the buffer.
+            width: scene width (px).
+            height: scene height (px); only bounds the last strip, not the buffers.
+
+        """
+        self.height = height
+        self.top = 0
+        self.probs = np.zeros((n_classes, window, width), dtype=np.float32)
+        self.weights = np.zeros((window, width), dtype=np.float32)
+        self.valid = np.zeros((window, width), dtype=bool)
+
+    def add(
+        self, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray, row: int, col: int
+    ) -> None:
+        """Add one window's probabilities ``(K, h, w)`` at scene offset ``(row, col)``."""
+        r = row - self.top
+        h, w = probs.shape[-2:]
+        if r < 0 or r + h > self.weights.shape[0]:
+            raise ValueError(f"window at row {row} lies outside the strip starting at {self.top}")
+        self.probs[:, r : r + h, col : col + w] += probs * weights
+        self.weights[r : r + h, col : col + w] += weights
+        self.valid[r : r + h, col : col + w] = valid
+
+    def advance(self, row: int) -> tuple[int, np.ndarray, np.ndarray]:
+        """Hand back the finished rows ``[top, row)`` and move the strip to start at ``row``.
+
+        Returns:
+            (first scene row, normalised probabilities ``(K, n, width)``, valid ``(n, width)``).
+
+        """
+        n = min(row, self.height) - self.top
+        if not 0 <= n <= self.weights.shape[0]:
+            raise ValueError(f"cannot move the strip from row {self.top} to row {row}")
+        probs = self.probs[:, :n] / np.maximum(self.weights[:n], np.finfo(np.float32).tiny)
+        valid = self.valid[:n].copy()
+        top = self.top
+        keep = self.weights.shape[0] - n
+        # shift the unfinished rows up (NumPy copies overlapping views safely), clear the rest
+        self.probs[:, :keep] = self.probs[:, n:]
+        self.weights[:keep] = self.weights[n:]
+        self.valid[:keep] = self.valid[n:]
+        self.probs[:, keep:] = 0
+        self.weights[keep:] = 0
+        self.valid[keep:] = False
+        self.top = row
+        return top, probs, valid
+
+
+@dataclass(frozen=True)
+class Strip:
+    """Finished rows of a scene's prediction.
+
+    Attributes:
+        row: scene row of the first row.
+        probs: class probabilities ``(K, h, width)``, float32.
+        valid: ``(h, width)``, True where the input holds data.
+
+    """
+
+    row: int
+    probs: np.ndarray
+    valid: np.ndarray
+
+
+def run_model(
+    model: torch.nn.Module,
+    batch: np.ndarray,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """Class probabilities (softmax) of a batch ``(B, C, h, w)`` -> ``(B, K, h, w)`` float32.
+
+    On accelerators the batch is channels-last and runs under autocast with ``dtype``;
+    on the CPU it runs in float32.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+    accelerated = device.type != "cpu"
+    if accelerated:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with (
+        torch.inference_mode(),
+        torch.autocast(device.type, dtype=dtype, enabled=accelerated and dtype is not None),
+    ):
+        scores = model(x)
+    return torch.softmax(scores.float(), dim=1).cpu().numpy()
+
+
+def iter_probability_strips(
+    read: Reader,
+    shape: tuple[int, int],
+    model: torch.nn.Module,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    n_classes: int,
+    window: int = 256,
+    overlap: int = 64,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    precision: str | None = None,
+    floor: float = 1e-3,
+    progress: bool | None = None,
+) -> Iterator[Strip]:
+    """Predict a scene window by window and yield its finished rows, top to bottom.
+
+    Args:
+        read: reads ``(bands, h, w)`` float32 reflectance for a window inside the scene.
+        shape: scene (height, width).
+        model: maps ``(B, bands, window, window)`` to class scores ``(B, K, window, window)``;
+            it is used as given (put it in eval mode and on ``device`` beforehand).
+        mean: per-band mean for normalisation.
+        std: per-band standard deviation for normalisation.
+        n_classes: K, the number of classes the model scores.
+        window: window size (px).
+        overlap: overlap of neighbouring windows (px).
+        batch_size: windows per forward pass (within one strip).
+        device: torch device of the model.
+        precision: autocast precision on accelerators (see :func:`torch_dtype`).
+        floor: smallest blending weight (see :func:`blend_weights`).
+        progress: tqdm bar; ``None`` shows it on a terminal only.
+
+    Yields:
+        :class:`Strip` objects that together cover every row exactly once.
+
+    """
+    height, width = shape
+    device = torch.device(device)
+    dtype = torch_dtype(precision)
+    mean_arr = np.asarray(mean, dtype=np.float32)
+    std_arr = np.asarray(std, dtype=np.float32)
+    if (std_arr <= 0).any() or not np.isfinite(std_arr).all():
+        raise DataError(f"predict: the model's band std {list(std)} must be finite and > 0.")
+    weights = blend_weights(window, overlap, floor)
+    rows = window_starts(height, window, overlap)
+    cols = window_starts(width, window, overlap)
+    acc = StripAccumulator(n_classes, window, width, height)
+    bar = tqdm(
+        total=len(rows) * len(cols),
+        unit="window",
+        disable=None if progress is None else not progress,
+        file=sys.stderr,
+        desc="predict",
+    )
+    with bar:
+        for row in rows:
+            top, probs, valid = acc.advance(row)
+            if probs.shape[1]:
+                yield Strip(top, probs, valid)
+            h = min(window, height - row)
+            for first in range(0, len(cols), batch_size):
+                group = cols[first : first + batch_size]
+                left = group[0]
+                span = min(group[-1] + window, width) - left
+                pixels = read(Window(left, row, span, h)).astype(np.float32, copy=False)
+                if pixels.shape[0] != len(mean_arr):
+                    raise DataError(
+                        f"predict: the image has {pixels.shape[0]} bands but the model expects "
+                        f"{len(mean_arr)}; map with the bands the model was trained on."
+                    )
+                ok = np.isfinite(pixels).all(axis=0)
+                x = normalise(pixels, mean_arr, std_arr)
+                batch = np.stack(
+                    [pad_to(x[:, :, c - left : c - left + window], window, window) for c in group]
+                )
+                out = run_model(model, batch, device, dtype)
+                if out.shape[1] != n_classes:
+                    raise DataError(
+                        f"predict: the model scores {out.shape[1]} classes, the config has "
+                        f"{n_classes}; use the config the model was trained with."
+                    )
+                for k, c in enumerate(group):
+                    w = min(window, width - c)
+                    acc.add(
+                        out[k, :, :h, :w],
+                        weights[:h, :w],
+                        ok[:, c - left : c - left + w],
+                        row,
+                        c,
+                    )
+                bar.update(len(group))
+        top, probs, valid = acc.advance(height)
+        if probs.shape[1]:
+            yield Strip(top, probs, valid)
+
+
+def predict_array(
+    model: torch.nn.Module,
+    image: np.ndarray,
+    mean: Sequence[float],
+    std: Sequence[float],
+    **kwargs: object,
+) -> np.ndarray:
+    """Class probabilities of an in-memory scene ``(bands, H, W)`` -> ``(K, H, W)``.
+
+    A convenience over :func:`iter_probability_strips` for small scenes and tests;
+    ``kwargs`` are passed on (``n_classes`` is required). Nodata pixels keep the
+    model's (meaningless) probabilities; :func:`labels_from_probs` masks them.
+    """
+
+    def read(win: Window) -> np.ndarray:
+        r, c = int(win.row_off), int(win.col_off)
+        return image[:, r : r + int(win.height), c : c + int(win.width)]
+
+    strips = list(iter_probability_strips(read, image.shape[1:], model, mean, std, **kwargs))
+    return np.concatenate([s.probs for s in strips], axis=1)
+
+
+def labels_from_probs(
+    probs: np.ndarray, valid: np.ndarray, table: np.ndarray, nodata: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map values and confidence of probabilities ``(K, h, w)``.
+
+    Args:
+        probs: class probabilities.
+        valid: True where the input holds data.
+        table: the pixel value of each class (:func:`class_values`).
+        nodata: value where the input is nodata.
+
+    Returns:
+        (uint8 map values, uint8 confidence in percent with 255 where nodata).
+
+    """
+    index = probs.argmax(axis=0)
+    values = np.where(valid, table[index], np.uint8(nodata)).astype(np.uint8)
+    conf = np.rint(probs.max(axis=0) * 100).astype(np.uint8)
+    conf = np.where(valid, conf, np.uint8(CONFIDENCE_NODATA)).astype(np.uint8)
+    return values, conf
+
+
+# --------------------------------------------------------------------------- rasters
+
+
+def _tiled_profile(src: rasterio.DatasetReader, nodata: int) -> dict[str, object]:
+    return {
+        "driver": "GTiff",
+        "dtype": "uint8",
+        "count": 1,
+        "width": src.width,
+        "height": src.height,
+        "crs": src.crs,
+        "transform": src.transform,
+        "nodata": nodata,
+        "tiled": True,
+        "blockxsize": BLOCKSIZE,
+        "blockysize": BLOCKSIZE,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+def to_cog(src: Path, dst: Path, resampling: str = "mode") -> None:
+    """Convert a GeoTIFF to a deflate COG with ``resampling`` overviews (tags, colours kept)."""
+    profile = cog_profiles.get("deflate")
+    profile.update(blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, BIGTIFF="IF_SAFER")
+    cog_translate(
+        str(src),
+        str(dst),
+        profile,
+        overview_resampling=resampling,
+        in_memory=False,
+        quiet=True,
+    )
+
+
+def band_indexes(descriptions: Sequence[str | None], bands: Sequence[str], image: str) -> list[int]:
+    """1-based indexes of ``bands`` in an image whose band descriptions are ``descriptions``.
+
+    Falls back to the file's band order when it has no descriptions and as many bands.
+
+    Raises:
+        DataError: when a band the model needs is not in the image.
+
+    """
+    if not bands:
+        return list(range(1, len(descriptions) + 1))
+    names = list(descriptions)
+    if all(d is None for d in names) and len(names) == len(bands):
+        return list(range(1, len(names) + 1))
+    missing = [b for b in bands if b not in names]
+    if missing:
+        raise DataError(
+            f"Aligned image '{image}' lacks band(s) {missing} the model was trained on "
+            f"(image has {names}); add them to `imagery: bands` and rerun, or retrain."
+        )
+    return [names.index(b) + 1 for b in bands]
+
+
+def predict_scene(
+    model: torch.nn.Module,
+    image: str | Path,
+    out: str | Path,
+    *,
+    classes: ClassMap,
+    mean: Sequence[float],
+    std: Sequence[float],
+    bands: Sequence[str] = (),
+    values: Values = "codes",
+    window: int = 256,
+    overlap: int = 64,
+    batch_size: int = 8,
+    device: str = "cpu",
+    precision: str | None = None,
+    threads: int = 1,
+    confidence: str | Path | None = None,
+    tags: Mapping[str, object] | None = None,
+    progress: bool | None = None,
+) -> None:
+    """Map an aligned image with a model and write a Cloud-Optimized GeoTIFF.
+
+    The map is uint8 on the image's grid (CRS, transform, shape), holds class codes or
+    indices (``values``), nodata where any band of the input is NaN, the class colour
+    table, the class names (tag ``classes``, JSON), the value of each class (tag
+    ``class_values``, JSON) and ``tags``. Both rasters are written atomically.
+
+    Args:
+        model: the network (eval mode); moved to ``device`` here.
+        image: aligned image (float32 reflectance, NaN nodata, band descriptions).
+        out: output COG path.
+        classes: the class map the model predicts, in index order.
+        mean: per-band normalisation mean (the model's bands order).
+        std: per-band normalisation std.
+        bands: band names the model takes, in order; read from the image by description.
+        values: ``"codes"`` (first source code of each class, nodata 0) or ``"indices"``
+            (nodata 255).
+        window: window size (px).
+        overlap: overlap of neighbouring windows (px).
+        batch_size: windows per forward pass.
+        device: ``cpu``, ``cuda`` (``gpu``) or ``mps``; never silently replaced.
+        precision: the training precision, used under autocast on accelerators.
+        threads: CPU threads for torch.
+        confidence: optional path of a confidence COG (uint8, max probability in %,
+            nodata 255).
+        tags: extra dataset tags (provenance).
+        progress: progress bar (``None``: on a terminal only).
+
+    """
+    table, nodata = class_values(classes, values)
+    torch_device = resolve_device(device)
+    if torch_device.type == "cpu":
+        torch.set_num_threads(max(1, int(threads)))
+    model = model.to(torch_device).eval()
+    if torch_device.type != "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    all_tags = {
+        "classes": json.dumps(list(classes.names)),
+        "class_values": json.dumps([int(v) for v in table]),
+        "values": values,
+        "image": str(image),
+        "window": str(window),
+        "overlap": str(overlap),
+        "software": f"landcover {__version__}",
+        **{k: str(v) for k, v in (tags or {}).items()},
+    }
+    with open_raster(image, "aligned image") as src:
+        indexes = band_indexes(src.descriptions, bands, str(image))
+
+        def read(win: Window) -> np.ndarray:
+            return src.read(indexes, window=win, out_dtype="float32")
+
+        with ExitStack() as stack:
+            final = stack.enter_context(atomic_path(out))
+            work = Path(
+                stack.enter_context(
+                    tempfile.TemporaryDirectory(dir=final.parent, prefix=".predict-")
+                )
+            )
+            tmp_map, tmp_conf = work / "map.tif", work / "confidence.tif"
+            with ExitStack() as writers:
+                dst = writers.enter_context(
+                    rasterio.open(tmp_map, "w", **_tiled_profile(src, nodata))
+                )
+                dst.write_colormap(1, colormap(classes, values))
+                dst.set_band_description(1, "class")
+                dst.update_tags(**all_tags)
+                cdst = None
+                if confidence:
+                    cdst = writers.enter_context(
+                        rasterio.open(tmp_conf, "w", **_tiled_profile(src, CONFIDENCE_NODATA))
+                    )
+                    cdst.set_band_description(1, "confidence (max class probability, %)")
+                    cdst.update_tags(**{**all_tags, "units": "percent"})
+                strips = iter_probability_strips(
+                    read, (src.height, src.width), model, mean, std,
+                    n_classes=len(classes), window=window, overlap=overlap,
+                    batch_size=batch_size, device=torch_device, precision=precision,
+                    progress=progress,
+                )  # fmt: skip
+                for strip in strips:
+                    vals, conf = labels_from_probs(strip.probs, strip.valid, table, nodata)
+                    win = Window(0, strip.row, src.width, vals.shape[0])
+                    dst.write(vals, 1, window=win)
+                    if cdst is not None:
+                        cdst.write(conf, 1, window=win)
+            to_cog(tmp_map, final, resampling="mode")
+            if confidence:
+                with atomic_path(confidence) as conf_final:
+                    to_cog(tmp_conf, conf_final, resampling="average")
+        width, height = src.width, src.height
+    log.info("wrote map %s (%d x %d px)", out, width, height)
+
+
+def predict_area(
+    model: str | Path,
+    image: str | Path,
+    out: str | Path,
+    *,
+    classes: Sequence[Mapping[str, object]],
+    ignore_codes: Sequence[int] = (),
+    experiment: str = "",
+    device: str = "cpu",
+    values: Values = "codes",
+    window: int = 256,
+    overlap: int = 64,
+    batch_size: int = 8,
+    threads: int = 1,
+    confidence: str | Path | None = None,
+) -> None:
+    """Map one area with a trained checkpoint (the ``predict_area`` rule).
+
+    Args:
+        model: checkpoint (``results/models/{experiment}/{device}/best.pt``).
+        image: the area's aligned image.
+        out: the map COG (``results/maps/{experiment}/{device}/{area}.tif``).
+        classes: the config's ``classes``.
+        ignore_codes: the config's ``ignore_codes``.
+        experiment: experiment name, for the provenance tags.
+        device: the ``{device}`` wildcard: where to run.
+        values: ``codes`` or ``indices`` (config ``predict: values``).
+        window: window size, px (config ``predict: window``).
+        overlap: overlap, px (config ``predict: overlap``).
+        batch_size: windows per batch (config ``predict: batch_size``).
+        threads: the rule's threads.
+        confidence: optional confidence COG path.
+
+    Raises:
+        ConfigError: when the checkpoint's classes differ from the config's.
+
+    """
+    from landcover.model import load_model  # the training library (torch-heavy import)
+
+    class_map = ClassMap.from_config(classes, ignore_codes)
+    net, meta = load_model(model, device="cpu")
+    trained = list(meta.get("classes", class_map.names))
+    if trained != list(class_map.names):
+        raise ConfigError(
+            f"Model '{model}' was trained on classes {trained} but the config's `classes` are "
+            f"{list(class_map.names)}; restore the config the model was trained with or retrain."
+        )
+    predict_scene(
+        net,
+        image,
+        out,
+        classes=class_map,
+        mean=meta["mean"],
+        std=meta["std"],
+        bands=list(meta.get("bands", [])),
+        values=values,
+        window=window,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        precision=meta.get("precision"),
+        threads=threads,
+        confidence=confidence,
+        tags={"model": str(model), "experiment": experiment, "device": device},
+    )
+
+
+def strip_memory_bytes(n_classes: int, window: int, width: int) -> int:
+    """Bytes held by a :class:`StripAccumulator` (for logs and the benchmark)."""
+    return n_classes * window * width * 4 + window * width * 5

@@ -1,0 +1,128 @@
+"""Config validation: the schema, and the checks beyond it (landcover.config)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from conftest import ROOT, validated
+
+from landcover.config import area_table, check_config
+from landcover.errors import ConfigError
+
+
+def walk_properties(schema: dict, path: str = ""):
+    for name, sub in schema.get("properties", {}).items():
+        yield f"{path}.{name}", sub, name in schema.get("required", [])
+        yield from walk_properties(sub, f"{path}.{name}")
+        if isinstance(sub.get("items"), dict):
+            yield from walk_properties(sub["items"], f"{path}.{name}[]")
+    for sub in schema.get("$defs", {}).values():
+        yield from walk_properties(sub, path + ".$defs")
+
+
+def test_schema_describes_and_defaults_every_key():
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+    alternatives = {".$defs.bbox", ".$defs.file"}  # bbox xor file: no default for either
+    for path, sub, required in walk_properties(schema):
+        assert sub.get("description"), f"{path} has no description"
+        if not required and path not in alternatives:
+            assert "default" in sub, f"{path} has no default"
+
+
+def test_schema_objects_are_closed():
+    text = (ROOT / "config" / "schema.yaml").read_text()
+    schema = yaml.safe_load(text)
+    for path, sub, _ in walk_properties(schema):
+        if sub.get("type") == "object" and "properties" in sub:
+            assert sub.get("additionalProperties") is False, path
+
+
+def test_demo_config_is_valid_and_fills_defaults(demo_config):
+    assert demo_config["patches"]["size"] == 64
+    assert demo_config["grid"]["crs"] is None  # filled from the schema's default
+    areas = area_table(demo_config["areas"])
+    check_config(demo_config, areas)
+    assert set(areas) == {"lakeside", "coastal_city", "forest_mosaic", "delta"}
+
+
+def test_typo_in_a_key_is_an_error(demo_config):
+    from snakemake.exceptions import WorkflowError
+
+    bad = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    bad["patches"]["sise"] = 32
+    with pytest.raises(WorkflowError, match="sise"):
+        validated(bad)
+
+
+@pytest.mark.parametrize(
+    ("bbox", "message"),
+    [
+        ([-15.8, 16.1, -15.9, 16.14], "inverted"),
+        ([-15.9, 16.14, -15.86, 16.10], "inverted"),
+        ([-195.0, 16.1, -15.86, 16.14], "out of range"),
+        ([-15.9, 16.1, -15.86, 96.0], "out of range"),
+    ],
+)
+def test_bad_bbox_names_the_area(demo_config, bbox, message):
+    demo_config["areas"]["lakeside"]["bbox"] = bbox
+    with pytest.raises(ConfigError, match=rf"Area 'lakeside'.*{message}"):
+        area_table(demo_config["areas"])
+
+
+def test_undefined_holdout_area(demo_config):
+    demo_config["holdout"] = ["atlantis"]
+    with pytest.raises(ConfigError, match=r"holdout: area 'atlantis' is not defined"):
+        check_config(demo_config, area_table(demo_config["areas"]))
+
+
+def test_patch_larger_than_area(demo_config):
+    demo_config["areas"]["delta"]["bbox"] = [-16.52, 14.98, -16.519, 14.981]
+    with pytest.raises(ConfigError, match=r"Area 'delta'.*smaller than patches.size = 64"):
+        check_config(demo_config, area_table(demo_config["areas"]))
+
+
+def test_every_area_held_out(demo_config):
+    demo_config["holdout"] = list(demo_config["areas"])
+    with pytest.raises(ConfigError, match="leave at least one"):
+        check_config(demo_config, area_table(demo_config["areas"]))
+
+
+def test_area_from_geojson(tmp_path, demo_config):
+    geojson = {
+        "type": "FeatureCollection",
+        "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "lake"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[-15.9, 16.1], [-15.86, 16.1], [-15.86, 16.14],
+                                     [-15.9, 16.1]]],
+                },
+            }
+        ],
+    }
+    path = tmp_path / "aoi.geojson"
+    path.write_text(json.dumps(geojson))
+    demo_config["areas"] = {"lake": {"file": str(path)}}
+    table = area_table(validated(demo_config)["areas"])
+    assert table["lake"].bbox == pytest.approx((-15.9, 16.1, -15.86, 16.14))
+    demo_config["areas"] = str(path)  # a whole file of areas, one per feature
+    assert set(area_table(demo_config["areas"])) == {"lake"}
+
+
+def test_unreadable_area_file(tmp_path, demo_config):
+    demo_config["areas"] = {"lake": {"file": str(tmp_path / "missing.gpkg")}}
+    with pytest.raises(ConfigError, match=r"Area 'lake'.*missing.gpkg"):
+        area_table(demo_config["areas"])
+
+
+def test_config_docs_match_the_schema():
+    from landcover.configdoc import render
+
+    assert (ROOT / "docs" / "config.md").read_text() == render(), (
+        "docs/config.md is stale: run `python -m landcover.configdoc > docs/config.md`"
+    )

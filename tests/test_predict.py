@@ -1,0 +1,322 @@
+"""Sliding-window mapping: blending, edges, bounded memory and the COG it writes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from rio_cogeo.cogeo import cog_validate
+
+from landcover import predict
+from landcover.classes import ClassMap
+from landcover.errors import ConfigError, DataError
+from landcover.predict import (
+    StripAccumulator,
+    blend_weights,
+    iter_probability_strips,
+    predict_array,
+    predict_scene,
+    window_starts,
+)
+
+BANDS = ["B02", "B03", "B04"]
+CLASSES = [
+    {"name": "tree", "codes": [10], "colour": "#006400"},
+    {"name": "water", "codes": [80], "colour": "#0064C8"},
+    {"name": "built_up", "codes": [50, 51], "colour": "#FA0000"},
+]
+CLASS_MAP = ClassMap.from_config(CLASSES)
+MEAN = [0.1, 0.2, 0.3]
+STD = [0.05, 0.1, 0.2]
+TRANSFORM = Affine(10, 0, 300000, 0, -10, 1600020)
+
+
+def pixel_net(seed: int = 0) -> torch.nn.Module:
+    """1x1 convolutions: exactly translation-equivariant, no spatial context."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 1)
+    ).eval()
+
+
+def conv_net(seed: int = 0) -> torch.nn.Module:
+    """3x3 convolutions with zero padding: equivariant away from a window's edges."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1)
+    ).eval()
+
+
+class ConstantNet(torch.nn.Module):
+    """The same scores everywhere, whatever the input."""
+
+    def __init__(self, scores: list[float]) -> None:
+        super().__init__()
+        self.scores = torch.tensor(scores)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        return self.scores.view(1, -1, 1, 1).expand(b, -1, h, w).clone()
+
+
+def image(height: int, width: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 0.5, (3, height, width)).astype(np.float32)
+
+
+def single_pass(model: torch.nn.Module, img: np.ndarray) -> np.ndarray:
+    x = predict.normalise(img, np.asarray(MEAN, np.float32), np.asarray(STD, np.float32))
+    with torch.no_grad():
+        return torch.softmax(model(torch.from_numpy(x)[None]), 1)[0].numpy()
+
+
+def write_image(path: Path, img: np.ndarray, descriptions: list[str] = BANDS) -> Path:
+    profile = {
+        "driver": "GTiff", "dtype": "float32", "count": img.shape[0], "height": img.shape[1],
+        "width": img.shape[2], "crs": "EPSG:32628", "transform": TRANSFORM, "nodata": np.nan,
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(img)
+        for i, name in enumerate(descriptions, 1):
+            dst.set_band_description(i, name)
+    return path
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def test_window_starts_cover_the_scene_and_end_on_its_edge():
+    assert window_starts(100, 32, 8) == [0, 24, 48, 68]
+    assert window_starts(32, 32, 8) == [0]
+    assert window_starts(10, 32, 8) == [0]
+    assert window_starts(64, 32, 0) == [0, 32]
+
+
+@pytest.mark.parametrize(("window", "overlap"), [(32, 32), (32, -1), (0, 0)])
+def test_bad_window_is_a_config_error(window, overlap):
+    with pytest.raises(ConfigError, match="overlap < window"):
+        window_starts(100, window, overlap)
+
+
+def test_blend_weights_are_a_partition_of_unity_over_the_overlap():
+    w = blend_weights(32, 8, floor=1e-6)[16]  # one row through the middle
+    np.testing.assert_allclose(w[24:] + w[:8], 1.0, atol=1e-6)
+    assert w[8:24].min() == pytest.approx(1.0)
+    assert blend_weights(32, 8, floor=0.01).min() == pytest.approx(0.01)
+    assert np.all(blend_weights(16, 0) == 1)
+
+
+# --------------------------------------------------------------------------- no seams
+
+
+@pytest.mark.parametrize(("height", "width"), [(70, 90), (64, 64), (33, 97)])
+def test_mosaic_equals_single_pass_for_a_pixelwise_model(height, width):
+    model, img = pixel_net(), image(height, width)
+    probs = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=8, batch_size=3)
+    assert probs.shape == (3, height, width)
+    np.testing.assert_allclose(probs, single_pass(model, img), atol=1e-5)
+
+
+def test_mosaic_of_a_conv_net_has_no_seams():
+    """Window edges (zero padding) differ from a single pass; blending hides them."""
+    model, img = conv_net(), image(80, 100)
+    whole = single_pass(model, img)
+    blended = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=12)
+    assert np.abs(blended - whole).max() < 0.01
+    # without blending (flat weights) the window edges would show
+    flat = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=12, floor=1.0)
+    assert np.abs(flat - whole).max() > 5 * np.abs(blended - whole).max()
+
+
+def test_scene_smaller_than_one_window_is_padded_and_cropped():
+    model, img = pixel_net(), image(13, 20)
+    probs = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=8)
+    assert probs.shape == (3, 13, 20)
+    np.testing.assert_allclose(probs, single_pass(model, img), atol=1e-5)
+
+
+def test_single_row_scene():
+    model, img = pixel_net(), image(1, 50)
+    probs = predict_array(model, img, MEAN, STD, n_classes=3, window=16, overlap=4)
+    np.testing.assert_allclose(probs, single_pass(model, img), atol=1e-5)
+
+
+def test_constant_model_gives_a_constant_map():
+    img = image(45, 70)
+    img[:, :5, :5] = np.nan
+    probs = predict_array(ConstantNet([0.0, 2.0, 1.0]), img, MEAN, STD, n_classes=3, window=16,
+                          overlap=6)  # fmt: skip
+    expected = torch.softmax(torch.tensor([0.0, 2.0, 1.0]), 0).numpy()
+    np.testing.assert_allclose(probs, np.broadcast_to(expected[:, None, None], probs.shape), atol=1e-6)
+    assert (probs.argmax(0) == 1).all()
+
+
+def test_model_with_wrong_class_count_is_a_data_error():
+    with pytest.raises(DataError, match="scores 2 classes"):
+        predict_array(ConstantNet([0.0, 1.0]), image(8, 8), MEAN, STD, n_classes=3, window=8,
+                      overlap=0)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- bounded memory
+
+
+@pytest.mark.parametrize("height", [40, 400])
+def test_strip_accumulator_does_not_grow_with_the_scene_height(monkeypatch, height):
+    made: list[StripAccumulator] = []
+
+    class Recording(StripAccumulator):
+        def __init__(self, *args: int) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(predict, "StripAccumulator", Recording)
+    img = image(height, 48)
+
+    def read(win):
+        r, c = int(win.row_off), int(win.col_off)
+        assert win.height <= 32  # reads never exceed one strip
+        return img[:, r : r + int(win.height), c : c + int(win.width)]
+
+    rows = []
+    for strip in iter_probability_strips(read, img.shape[1:], ConstantNet([0, 1, 0]), MEAN, STD,
+                                         n_classes=3, window=32, overlap=8):  # fmt: skip
+        assert strip.probs.shape[1] <= 32
+        rows.extend(range(strip.row, strip.row + strip.probs.shape[1]))
+    assert rows == list(range(height))  # every row exactly once, in order
+    assert len(made) == 1
+    assert made[0].probs.shape == (3, 32, 48)
+    assert made[0].weights.shape == (32, 48)
+
+
+# --------------------------------------------------------------------------- the COG
+
+
+def test_predict_scene_writes_a_valid_cog_on_the_image_grid(tmp_path):
+    img = image(150, 170)
+    img[:, 10:20, 30:60] = np.nan  # nodata block
+    img[0, 100, 100] = np.nan  # one band missing: nodata too
+    src = write_image(tmp_path / "image.tif", img)
+    out = tmp_path / "maps" / "area.tif"
+    conf = tmp_path / "maps" / "area_confidence.tif"
+    predict_scene(
+        pixel_net(), src, out, classes=CLASS_MAP, mean=MEAN, std=STD, bands=BANDS,
+        values="codes", window=64, overlap=16, batch_size=4, confidence=conf,
+        tags={"model": "m.pt", "experiment": "e1", "device": "cpu"},
+    )  # fmt: skip
+    is_valid, errors, _ = cog_validate(str(out), quiet=True)
+    assert is_valid, errors
+    with rasterio.open(out) as ds:
+        assert ds.crs == rasterio.crs.CRS.from_epsg(32628)
+        assert ds.transform == TRANSFORM
+        assert (ds.height, ds.width) == (150, 170)
+        assert ds.dtypes[0] == "uint8"
+        assert ds.nodata == 0
+        data = ds.read(1)
+        tags = ds.tags()
+        cmap = ds.colormap(1)
+    expected = np.array([10, 80, 50], np.uint8)[single_pass(pixel_net(), img).argmax(0)]
+    nodata = ~np.isfinite(img).all(0)
+    assert (data[nodata] == 0).all()
+    np.testing.assert_array_equal(data[~nodata], expected[~nodata])
+    assert cmap[10] == (0, 100, 0, 255)
+    assert cmap[80] == (0, 100, 200, 255)
+    assert cmap[0][3] == 0
+    assert json.loads(tags["classes"]) == ["tree", "water", "built_up"]
+    assert json.loads(tags["class_values"]) == [10, 80, 50]
+    assert tags["values"] == "codes"
+    assert tags["model"] == "m.pt" and tags["experiment"] == "e1" and tags["device"] == "cpu"
+    assert tags["image"] == str(src)
+    with rasterio.open(conf) as ds:
+        c = ds.read(1)
+        assert ds.nodata == 255
+        assert (c[nodata] == 255).all()
+        assert c[~nodata].min() >= 33 and c[~nodata].max() <= 100
+    assert sorted(p.name for p in out.parent.iterdir()) == ["area.tif", "area_confidence.tif"]
+
+
+def test_predict_scene_in_class_indices(tmp_path):
+    img = image(40, 30)
+    img[:, :4] = np.nan
+    src = write_image(tmp_path / "image.tif", img)
+    out = tmp_path / "map.tif"
+    predict_scene(ConstantNet([0, 0, 3]), src, out, classes=CLASS_MAP, mean=MEAN, std=STD,
+                  bands=BANDS, values="indices", window=32, overlap=8)  # fmt: skip
+    with rasterio.open(out) as ds:
+        data = ds.read(1)
+        assert ds.nodata == 255
+        assert ds.colormap(1)[2] == (250, 0, 0, 255)
+    assert (data[:4] == 255).all() and (data[4:] == 2).all()
+
+
+def test_bands_are_read_by_name(tmp_path):
+    img = image(20, 20)
+    src = write_image(tmp_path / "image.tif", img[::-1], descriptions=BANDS[::-1])
+    out = tmp_path / "map.tif"
+    predict_scene(pixel_net(), src, out, classes=CLASS_MAP, mean=MEAN, std=STD, bands=BANDS,
+                  values="indices", window=16, overlap=4)  # fmt: skip
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(1), single_pass(pixel_net(), img).argmax(0))
+
+
+def test_missing_band_is_a_data_error(tmp_path):
+    src = write_image(tmp_path / "image.tif", image(20, 20))
+    with pytest.raises(DataError, match=r"lacks band\(s\) \['B08'\]"):
+        predict_scene(pixel_net(), src, tmp_path / "map.tif", classes=CLASS_MAP, mean=MEAN,
+                      std=STD, bands=["B02", "B03", "B08"])  # fmt: skip
+
+
+def test_failure_leaves_no_output(tmp_path):
+    class Broken(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("boom")
+
+    src = write_image(tmp_path / "image.tif", image(20, 20))
+    out_dir = tmp_path / "maps"
+    with pytest.raises(RuntimeError, match="boom"):
+        predict_scene(Broken(), src, out_dir / "map.tif", classes=CLASS_MAP, mean=MEAN, std=STD,
+                      bands=BANDS, confidence=out_dir / "conf.tif")  # fmt: skip
+    assert list(out_dir.iterdir()) == []
+
+
+def test_codes_that_do_not_fit_uint8_are_a_config_error():
+    big = ClassMap.from_config([{"name": "a", "codes": [300], "colour": "#000000"}])
+    with pytest.raises(ConfigError, match="values: indices"):
+        predict.class_values(big, "codes")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
+def test_asking_for_cuda_without_it_is_an_error():
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        predict.resolve_device("cuda")
+
+
+def test_precision_names():
+    assert predict.torch_dtype("bf16-mixed") is torch.bfloat16
+    assert predict.torch_dtype("16") is torch.float16
+    assert predict.torch_dtype(None) is None
+    with pytest.raises(ConfigError, match="precision"):
+        predict.torch_dtype("int8")
+
+
+def test_predict_area_loads_the_checkpoint_and_checks_classes(tmp_path, monkeypatch):
+    meta = {"bands": BANDS, "classes": ["tree", "water", "built_up"], "mean": MEAN, "std": STD,
+            "precision": "bf16"}  # fmt: skip
+    fake = types.ModuleType("landcover.model")
+    fake.load_model = lambda path, device="cpu": (pixel_net(), dict(meta))
+    monkeypatch.setitem(sys.modules, "landcover.model", fake)
+    src = write_image(tmp_path / "image.tif", image(20, 24))
+    out = tmp_path / "map.tif"
+    predict.predict_area("best.pt", src, out, classes=CLASSES, experiment="e", device="cpu",
+                         window=16, overlap=4)  # fmt: skip
+    with rasterio.open(out) as ds:
+        assert ds.tags()["model"] == "best.pt"
+    meta["classes"] = ["tree", "water", "urban"]
+    with pytest.raises(ConfigError, match="trained on classes"):
+        predict.predict_area("best.pt", src, out, classes=CLASSES)
