@@ -46,6 +46,8 @@ rule acquire_imagery:
         max_items=lookup(dpath="imagery/max_items", within=config),
         bands=lookup(dpath="imagery/bands", within=config),
         resolution=lookup(dpath="grid/resolution", within=config),
+        scale=lookup(dpath="imagery/scale", within=config),
+        offset=lookup(dpath="imagery/offset", within=config),
     script:
         "../scripts/acquire_imagery.py"
 

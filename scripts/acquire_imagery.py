@@ -14,7 +14,7 @@ acquire_imagery(
     bands=snakemake.params.bands,
     resolution=snakemake.params.resolution,
     out=snakemake.output.imagery,
-    # only kind "local" uses them; the rule may leave them out
-    scale=snakemake.params.get("scale", 1e-4),
-    offset=snakemake.params.get("offset", 0.0),
+    # only kind "local" uses scale and offset
+    scale=snakemake.params.scale,
+    offset=snakemake.params.offset,
 )

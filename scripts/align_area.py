@@ -12,7 +12,7 @@ align_area(
     classes=snakemake.params.classes,
     ignore_codes=snakemake.params.ignore_codes,
     resolution=snakemake.params.resolution,
-    crs=snakemake.params.get("crs"),
+    crs=snakemake.params.crs,
     label_resampling=snakemake.params.label_resampling,
     threads=snakemake.threads,
 )

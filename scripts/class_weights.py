@@ -5,7 +5,7 @@ configure_logging(snakemake.log[0])
 class_weights(
     index=snakemake.input.index,
     out=snakemake.output.weights,
-    class_names=[c["name"] for c in snakemake.params.classes],
+    class_names=snakemake.params.class_names,
     method=snakemake.params.method,
-    beta=snakemake.params.get("beta", 0.9999),
+    beta=snakemake.params.beta,
 )

@@ -12,5 +12,5 @@ tile_area(
     size=snakemake.params.size,
     stride=snakemake.params.stride,
     min_valid=snakemake.params.min_valid,
-    class_names=[c["name"] for c in snakemake.params.classes],
+    class_names=snakemake.params.class_names,
 )

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from rasterio.enums import Resampling
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.shutil import copy as rio_copy
 from rasterio.warp import transform as warp_transform
 
 from landcover.align import align_area, choose_resampling
@@ -71,8 +72,8 @@ def write_labels(path: Path, extra_code: int | None = None, shift_deg: float = 0
     """WorldCover-like codes in EPSG:4326 at 1/12000 deg around the bbox, with features."""
     west = math.floor(BBOX[0] * 12000 - 60) / 12000 + shift_deg
     north = math.ceil(BBOX[3] * 12000 + 60) / 12000
-    width = int(round((BBOX[2] - BBOX[0]) * 12000)) + 120
-    height = int(round((BBOX[3] - BBOX[1]) * 12000)) + 120
+    width = round((BBOX[2] - BBOX[0]) * 12000) + 120
+    height = round((BBOX[3] - BBOX[1]) * 12000) + 120
     lon = west + (np.arange(width) + 0.5) * PIX_DEG
     lat = north - (np.arange(height) + 0.5) * PIX_DEG
     lon2, lat2 = np.meshgrid(lon, lat)
@@ -86,7 +87,7 @@ def write_labels(path: Path, extra_code: int | None = None, shift_deg: float = 0
     codes[inside(IGNORED_SQUARE)] = 70
     codes[:3, :] = 0  # nodata rows far outside the area
     if extra_code is not None:
-        codes[height // 2, width // 2] = extra_code
+        codes[height // 2 - 2 : height // 2 + 2, width // 2 - 2 : width // 2 + 2] = extra_code
     profile = {
         "driver": "GTiff",
         "crs": "EPSG:4326",
@@ -149,6 +150,7 @@ def aligned(tmp_path: Path, raw: dict[str, object]) -> dict[str, object]:
             "img_tags": img.tags(),
             "lab_tags": lab.tags(),
             "colormap": lab.colormap(1),
+            "colorinterp": lab.colorinterp,
             "compression": (img.compression, lab.compression),
             "tiled": (img.profile["tiled"], lab.profile["tiled"]),
         }
@@ -178,6 +180,7 @@ def test_metadata_is_kept(aligned: dict) -> None:
     assert json.loads(aligned["lab_tags"]["classes"]) == ["tree", "built_up", "water"]
     assert aligned["colormap"][WATER][:3] == (0, 100, 200)
     assert aligned["colormap"][255][3] == 0
+    assert aligned["colorinterp"] == (ColorInterp.palette,)
 
 
 def test_10m_bands_are_copied_with_their_scale_and_offset(aligned: dict) -> None:
@@ -212,7 +215,7 @@ def test_nodata_is_nan_and_ignored(aligned: dict) -> None:
 
 def pixel_lonlat() -> tuple[np.ndarray, np.ndarray]:
     cols, rows = np.meshgrid(np.arange(GRID.width) + 0.5, np.arange(GRID.height) + 0.5)
-    xs, ys = GRID.transform * (cols.ravel(), rows.ravel())
+    xs, ys = GRID.transform @ (cols.ravel(), rows.ravel())
     lon, lat = warp_transform(GRID.crs, "EPSG:4326", xs, ys)
     return np.reshape(lon, GRID.shape), np.reshape(lat, GRID.shape)
 
@@ -303,11 +306,15 @@ def test_corrupt_geotiff(tmp_path: Path, raw: dict) -> None:
     assert_no_outputs(tmp_path)
 
 
-def test_truncated_geotiff(tmp_path: Path, raw: dict) -> None:
-    bad = tmp_path / "truncated.tif"
-    data = Path(raw["b10"]).read_bytes()
-    bad.write_bytes(data[: len(data) // 2])
-    with pytest.raises(DataError, match=r"testarea.*(corrupt|truncated)"):
+def test_truncated_geotiff_fails_while_warping(tmp_path: Path, raw: dict) -> None:
+    # a COG has its header first: it opens, and the missing tiles fail during the warp
+    cog, bad = tmp_path / "cog.tif", tmp_path / "truncated.tif"
+    rio_copy(raw["b10"], cog, driver="COG", compress="deflate", blocksize=64, overviews="none")
+    data = cog.read_bytes()
+    bad.write_bytes(data[: int(len(data) * 0.6)])
+    with rasterio.open(bad) as src:
+        assert src.count == 4
+    with pytest.raises(DataError, match=r"Area 'testarea': cannot read .*truncated.tif.*corrupt"):
         run(tmp_path, bad, raw["labels"])
     assert_no_outputs(tmp_path)
 
@@ -325,7 +332,7 @@ def test_imagery_and_labels_that_miss_each_other(tmp_path: Path, raw: dict) -> N
     west_labels = tmp_path / "west.tif"
     with rasterio.open(raw["labels"]) as src:
         profile, codes = src.profile, src.read(1)
-        cut = int(round((BBOX[0] + 0.004 - src.transform.c) / PIX_DEG))
+        cut = round((BBOX[0] + 0.004 - src.transform.c) / PIX_DEG)
     profile.update(width=cut)
     with rasterio.open(west_labels, "w", **profile) as dst:
         dst.write(codes[:, :cut], 1)
@@ -334,7 +341,7 @@ def test_imagery_and_labels_that_miss_each_other(tmp_path: Path, raw: dict) -> N
         profile, dn = src.profile, src.read()
         scales, offsets = src.scales, src.offsets
     start = dn.shape[2] - 30
-    profile.update(width=30, transform=profile["transform"] * Affine.translation(start, 0))
+    profile.update(width=30, transform=profile["transform"] @ Affine.translation(start, 0))
     with rasterio.open(east, "w", **profile) as dst:
         dst.write(dn[:, :, start:])
         dst.scales, dst.offsets = scales, offsets

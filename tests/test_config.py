@@ -99,8 +99,9 @@ def test_area_from_geojson(tmp_path, demo_config):
                 "properties": {"name": "lake"},
                 "geometry": {
                     "type": "Polygon",
-                    "coordinates": [[[-15.9, 16.1], [-15.86, 16.1], [-15.86, 16.14],
-                                     [-15.9, 16.1]]],
+                    "coordinates": [
+                        [[-15.9, 16.1], [-15.86, 16.1], [-15.86, 16.14], [-15.9, 16.1]]
+                    ],
                 },
             }
         ],

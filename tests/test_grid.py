@@ -31,6 +31,7 @@ def test_area_grid_is_snapped_and_covers_the_bbox():
     grid = area_grid((-15.90, 16.10, -15.86, 16.14), resolution=10)
     assert grid.crs == "EPSG:32628"
     left, bottom, right, top = grid.bounds
+    assert (top - bottom) == pytest.approx(grid.height * 10)
     assert left % 60 == 0 and top % 60 == 0
     assert grid.width * 10 == pytest.approx(right - left)
     assert 420 < grid.width < 460 and 430 < grid.height < 470

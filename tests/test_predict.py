@@ -79,9 +79,15 @@ def single_pass(model: torch.nn.Module, img: np.ndarray) -> np.ndarray:
 
 def write_image(path: Path, img: np.ndarray, descriptions: list[str] = BANDS) -> Path:
     profile = {
-        "driver": "GTiff", "dtype": "float32", "count": img.shape[0], "height": img.shape[1],
-        "width": img.shape[2], "crs": "EPSG:32628", "transform": TRANSFORM, "nodata": np.nan,
-    }  # fmt: skip
+        "driver": "GTiff",
+        "dtype": "float32",
+        "count": img.shape[0],
+        "height": img.shape[1],
+        "width": img.shape[2],
+        "crs": "EPSG:32628",
+        "transform": TRANSFORM,
+        "nodata": np.nan,
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(img)
         for i, name in enumerate(descriptions, 1):
@@ -129,10 +135,12 @@ def test_mosaic_of_a_conv_net_has_no_seams():
     model, img = conv_net(), image(80, 100)
     whole = single_pass(model, img)
     blended = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=12)
-    assert np.abs(blended - whole).max() < 0.01
-    # without blending (flat weights) the window edges would show
+    error = np.abs(blended - whole)
+    assert error.max() < 0.06 and error.mean() < 1e-3
+    assert (blended.argmax(0) != whole.argmax(0)).mean() < 1e-3
+    # with flat weights (no blending) the window edges show
     flat = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=12, floor=1.0)
-    assert np.abs(flat - whole).max() > 5 * np.abs(blended - whole).max()
+    assert np.abs(flat - whole).mean() > 10 * error.mean()
 
 
 def test_scene_smaller_than_one_window_is_padded_and_cropped():
@@ -151,17 +159,21 @@ def test_single_row_scene():
 def test_constant_model_gives_a_constant_map():
     img = image(45, 70)
     img[:, :5, :5] = np.nan
-    probs = predict_array(ConstantNet([0.0, 2.0, 1.0]), img, MEAN, STD, n_classes=3, window=16,
-                          overlap=6)  # fmt: skip
+    probs = predict_array(
+        ConstantNet([0.0, 2.0, 1.0]), img, MEAN, STD, n_classes=3, window=16, overlap=6
+    )
     expected = torch.softmax(torch.tensor([0.0, 2.0, 1.0]), 0).numpy()
-    np.testing.assert_allclose(probs, np.broadcast_to(expected[:, None, None], probs.shape), atol=1e-6)
+    np.testing.assert_allclose(
+        probs, np.broadcast_to(expected[:, None, None], probs.shape), atol=1e-6
+    )
     assert (probs.argmax(0) == 1).all()
 
 
 def test_model_with_wrong_class_count_is_a_data_error():
     with pytest.raises(DataError, match="scores 2 classes"):
-        predict_array(ConstantNet([0.0, 1.0]), image(8, 8), MEAN, STD, n_classes=3, window=8,
-                      overlap=0)  # fmt: skip
+        predict_array(
+            ConstantNet([0.0, 1.0]), image(8, 8), MEAN, STD, n_classes=3, window=8, overlap=0
+        )
 
 
 # --------------------------------------------------------------------------- bounded memory
@@ -185,8 +197,9 @@ def test_strip_accumulator_does_not_grow_with_the_scene_height(monkeypatch, heig
         return img[:, r : r + int(win.height), c : c + int(win.width)]
 
     rows = []
-    for strip in iter_probability_strips(read, img.shape[1:], ConstantNet([0, 1, 0]), MEAN, STD,
-                                         n_classes=3, window=32, overlap=8):  # fmt: skip
+    for strip in iter_probability_strips(
+        read, img.shape[1:], ConstantNet([0, 1, 0]), MEAN, STD, n_classes=3, window=32, overlap=8
+    ):
         assert strip.probs.shape[1] <= 32
         rows.extend(range(strip.row, strip.row + strip.probs.shape[1]))
     assert rows == list(range(height))  # every row exactly once, in order
@@ -206,10 +219,20 @@ def test_predict_scene_writes_a_valid_cog_on_the_image_grid(tmp_path):
     out = tmp_path / "maps" / "area.tif"
     conf = tmp_path / "maps" / "area_confidence.tif"
     predict_scene(
-        pixel_net(), src, out, classes=CLASS_MAP, mean=MEAN, std=STD, bands=BANDS,
-        values="codes", window=64, overlap=16, batch_size=4, confidence=conf,
+        pixel_net(),
+        src,
+        out,
+        classes=CLASS_MAP,
+        mean=MEAN,
+        std=STD,
+        bands=BANDS,
+        values="codes",
+        window=64,
+        overlap=16,
+        batch_size=4,
+        confidence=conf,
         tags={"model": "m.pt", "experiment": "e1", "device": "cpu"},
-    )  # fmt: skip
+    )
     is_valid, errors, _ = cog_validate(str(out), quiet=True)
     assert is_valid, errors
     with rasterio.open(out) as ds:
@@ -246,8 +269,18 @@ def test_predict_scene_in_class_indices(tmp_path):
     img[:, :4] = np.nan
     src = write_image(tmp_path / "image.tif", img)
     out = tmp_path / "map.tif"
-    predict_scene(ConstantNet([0, 0, 3]), src, out, classes=CLASS_MAP, mean=MEAN, std=STD,
-                  bands=BANDS, values="indices", window=32, overlap=8)  # fmt: skip
+    predict_scene(
+        ConstantNet([0, 0, 3]),
+        src,
+        out,
+        classes=CLASS_MAP,
+        mean=MEAN,
+        std=STD,
+        bands=BANDS,
+        values="indices",
+        window=32,
+        overlap=8,
+    )
     with rasterio.open(out) as ds:
         data = ds.read(1)
         assert ds.nodata == 255
@@ -259,8 +292,18 @@ def test_bands_are_read_by_name(tmp_path):
     img = image(20, 20)
     src = write_image(tmp_path / "image.tif", img[::-1], descriptions=BANDS[::-1])
     out = tmp_path / "map.tif"
-    predict_scene(pixel_net(), src, out, classes=CLASS_MAP, mean=MEAN, std=STD, bands=BANDS,
-                  values="indices", window=16, overlap=4)  # fmt: skip
+    predict_scene(
+        pixel_net(),
+        src,
+        out,
+        classes=CLASS_MAP,
+        mean=MEAN,
+        std=STD,
+        bands=BANDS,
+        values="indices",
+        window=16,
+        overlap=4,
+    )
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(1), single_pass(pixel_net(), img).argmax(0))
 
@@ -268,8 +311,15 @@ def test_bands_are_read_by_name(tmp_path):
 def test_missing_band_is_a_data_error(tmp_path):
     src = write_image(tmp_path / "image.tif", image(20, 20))
     with pytest.raises(DataError, match=r"lacks band\(s\) \['B08'\]"):
-        predict_scene(pixel_net(), src, tmp_path / "map.tif", classes=CLASS_MAP, mean=MEAN,
-                      std=STD, bands=["B02", "B03", "B08"])  # fmt: skip
+        predict_scene(
+            pixel_net(),
+            src,
+            tmp_path / "map.tif",
+            classes=CLASS_MAP,
+            mean=MEAN,
+            std=STD,
+            bands=["B02", "B03", "B08"],
+        )
 
 
 def test_failure_leaves_no_output(tmp_path):
@@ -280,8 +330,16 @@ def test_failure_leaves_no_output(tmp_path):
     src = write_image(tmp_path / "image.tif", image(20, 20))
     out_dir = tmp_path / "maps"
     with pytest.raises(RuntimeError, match="boom"):
-        predict_scene(Broken(), src, out_dir / "map.tif", classes=CLASS_MAP, mean=MEAN, std=STD,
-                      bands=BANDS, confidence=out_dir / "conf.tif")  # fmt: skip
+        predict_scene(
+            Broken(),
+            src,
+            out_dir / "map.tif",
+            classes=CLASS_MAP,
+            mean=MEAN,
+            std=STD,
+            bands=BANDS,
+            confidence=out_dir / "conf.tif",
+        )
     assert list(out_dir.iterdir()) == []
 
 
@@ -306,17 +364,61 @@ def test_precision_names():
 
 
 def test_predict_area_loads_the_checkpoint_and_checks_classes(tmp_path, monkeypatch):
-    meta = {"bands": BANDS, "classes": ["tree", "water", "built_up"], "mean": MEAN, "std": STD,
-            "precision": "bf16"}  # fmt: skip
+    meta = {
+        "bands": BANDS,
+        "classes": ["tree", "water", "built_up"],
+        "mean": MEAN,
+        "std": STD,
+        "precision": "bf16",
+    }
     fake = types.ModuleType("landcover.model")
+    fake.OUTPUT_STRIDE = 16
     fake.load_model = lambda path, device="cpu": (pixel_net(), dict(meta))
     monkeypatch.setitem(sys.modules, "landcover.model", fake)
     src = write_image(tmp_path / "image.tif", image(20, 24))
     out = tmp_path / "map.tif"
-    predict.predict_area("best.pt", src, out, classes=CLASSES, experiment="e", device="cpu",
-                         window=16, overlap=4)  # fmt: skip
+    predict.predict_area(
+        "best.pt", src, out, classes=CLASSES, experiment="e", device="cpu", window=16, overlap=4
+    )
     with rasterio.open(out) as ds:
         assert ds.tags()["model"] == "best.pt"
     meta["classes"] = ["tree", "water", "urban"]
     with pytest.raises(ConfigError, match="trained on classes"):
         predict.predict_area("best.pt", src, out, classes=CLASSES)
+
+
+def test_predict_area_with_a_real_checkpoint(tmp_path):
+    model_lib = pytest.importorskip("landcover.model")
+    net = model_lib.build_model("unet", "resnet18", None, 3, 3)
+    meta = {
+        "model": {"arch": "unet", "encoder": "resnet18", "encoder_weights": None},
+        "in_channels": 3,
+        "bands": BANDS,
+        "classes": ["tree", "water", "built_up"],
+        "mean": MEAN,
+        "std": STD,
+        "precision": "fp32",
+    }
+    ckpt = tmp_path / "best.pt"
+    model_lib.save_checkpoint(ckpt, {"state_dict": net.state_dict(), "meta": meta})
+    img = image(70, 50)
+    img[:, :, -3:] = np.nan
+    src = write_image(tmp_path / "image.tif", img)
+    out = tmp_path / "maps" / "e" / "cpu" / "area.tif"
+    predict.predict_area(
+        ckpt,
+        src,
+        out,
+        classes=CLASSES,
+        experiment="e",
+        device="cpu",
+        window=64,
+        overlap=16,
+        batch_size=2,
+    )
+    assert cog_validate(str(out), quiet=True)[0]
+    with rasterio.open(out) as ds:
+        data = ds.read(1)
+        assert ds.tags()["experiment"] == "e"
+    assert set(np.unique(data[:, :-3])) <= {10, 80, 50}
+    assert (data[:, -3:] == 0).all()

@@ -33,10 +33,20 @@ TINY = {
 }
 
 
-def snakemake(workdir: Path, *args: str, config: str = "config.yaml") -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, config: str = "config.yaml"
+) -> subprocess.CompletedProcess:
     command = [
-        SNAKEMAKE, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / config), "--cores", "2", *args,
+        SNAKEMAKE,
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / config),
+        "--cores",
+        "2",
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
@@ -56,8 +66,10 @@ def workdir(tmp_path_factory) -> Path:
 def test_data_half_outputs(workdir):
     areas = TINY["areas"]
     for area in areas:
-        with rasterio.open(workdir / f"results/aligned/{area}/image.tif") as image, \
-                rasterio.open(workdir / f"results/aligned/{area}/labels.tif") as labels:
+        with (
+            rasterio.open(workdir / f"results/aligned/{area}/image.tif") as image,
+            rasterio.open(workdir / f"results/aligned/{area}/labels.tif") as labels,
+        ):
             assert image.crs == labels.crs and image.crs.to_epsg() == 32628
             assert image.transform == labels.transform and image.shape == labels.shape
             assert image.count == len(TINY["imagery"]["bands"]) and image.dtypes[0] == "float32"
@@ -68,7 +80,7 @@ def test_data_half_outputs(workdir):
             assert np.nanmedian(reflectance) < 0.5  # scaled to reflectance, not DN
     index = gpd.read_parquet(workdir / "results/patches/index.parquet")
     assert index.crs.to_epsg() == 4326
-    assert set(index.loc[index.area == "delta", "split"]) == {"holdout"}
+    assert set(index.loc[index["area"] == "delta", "split"]) == {"holdout"}
     assert {"train", "val"} <= set(index.split)
     store = np.load(workdir / "results/patches/lakeside/images.npy", mmap_mode="r")
     assert store.shape[1:] == (5, 32, 32)
@@ -106,21 +118,32 @@ def test_bad_config_fails_before_any_job(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = snakemake(tmp_path, "-n")
     assert run.returncode != 0
-    assert "holdout: area 'atlantis' is not defined" in run.stderr
+    assert "holdout: area 'atlantis' is not defined" in run.stdout + run.stderr
     assert not (tmp_path / "resources").exists()
 
 
 def test_lint_is_clean(tmp_path):
     run = subprocess.run(
-        [SNAKEMAKE, "--lint", "--cores", "1"], cwd=ROOT, capture_output=True, text=True,
+        [SNAKEMAKE, "--lint", "--cores", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "Congratulations" in run.stdout + run.stderr or "no lints" in (run.stdout + run.stderr).lower()
+    assert (
+        "Congratulations" in run.stdout + run.stderr
+        or "no lints" in (run.stdout + run.stderr).lower()
+    )
 
 
 def test_snakefmt_is_clean():
     snakefmt = shutil.which("snakefmt", path=str(Path(sys.executable).parent))
-    run = subprocess.run([snakefmt, "--check", "Snakefile", "rules"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [snakefmt, "--check", "Snakefile", "rules"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -30,7 +30,7 @@ from rasterio.errors import RasterioError
 from rasterio.merge import merge
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window
+from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
 from landcover.composite import (
@@ -170,15 +170,12 @@ def snap_window(bounds: BBox, transform: Affine, margin: int = 0) -> Window:
         A window with integer offsets and lengths (offsets may be negative).
 
     """
-    left, bottom, right, top = bounds
-    inverse = ~transform
-    col0, row0 = inverse * (left, top)
-    col1, row1 = inverse * (right, bottom)
-    eps = 1e-6  # a bound on a pixel edge, up to rounding, does not add a pixel
-    c0 = math.floor(min(col0, col1) + eps) - margin
-    r0 = math.floor(min(row0, row1) + eps) - margin
-    c1 = math.ceil(max(col0, col1) - eps) + margin
-    r1 = math.ceil(max(row0, row1) - eps) + margin
+    exact = from_bounds(*bounds, transform=transform)
+    eps = 1e-3  # a bound within 1/1000 px of a pixel edge lies on it (float noise of transforms)
+    c0 = math.floor(exact.col_off + eps) - margin
+    r0 = math.floor(exact.row_off + eps) - margin
+    c1 = math.ceil(exact.col_off + exact.width - eps) + margin
+    r1 = math.ceil(exact.row_off + exact.height - eps) + margin
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
@@ -305,6 +302,11 @@ def acquire_labels(
     with rasterio.Env(**GDAL_ENV), ExitStack() as stack:
         match kind:
             case "demo" | "worldcover":
+                if kind == "demo" and not root:
+                    raise ConfigError(
+                        f"Area '{area}': labels.kind 'demo' needs the demo bucket folder as root "
+                        "(demo.root)."
+                    )
                 base = root or WORLDCOVER_URL
                 sources, urls = _open_worldcover_tiles(area, box, base, version, kind, stack)
                 year = WORLDCOVER_YEARS[version]
@@ -349,9 +351,9 @@ def acquire_labels(
     tags |= {"area": area, "bbox": json.dumps(list(box)), "kind": kind}
     profile = _profile(crs, transform, codes.shape, count=1, dtype=codes.dtype, nodata=nodata)
     with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(codes, 1)
-        if colormap:
+        if colormap:  # before the pixels: GDAL cannot set a palette once blocks are written
             dst.write_colormap(1, colormap)
+        dst.write(codes, 1)
         dst.update_tags(**tags)
     logger.info("area %s: wrote labels %s (%d x %d px)", area, out, *codes.shape[::-1])
     return Path(out)

@@ -67,6 +67,7 @@ def choose_resampling(src_crs: CRS | str, src_transform: Affine, grid: Grid) -> 
         src_crs: CRS of the source raster.
         src_transform: affine transform of the source raster.
         grid: the target grid.
+
     """
     if CRS.from_user_input(src_crs) != CRS.from_user_input(grid.crs):
         return Resampling.bilinear
@@ -90,10 +91,11 @@ def choose_resampling(src_crs: CRS | str, src_transform: Affine, grid: Grid) -> 
 
 
 def dn_to_reflectance(dn: np.ndarray, scale: float, offset: float) -> np.ndarray:
-    """Digital numbers to reflectance, ``dn * scale + offset``, as float32 (NaN stays NaN)."""
-    return (dn.astype(np.float32, copy=False) * np.float32(scale) + np.float32(offset)).astype(
-        np.float32, copy=False
-    )
+    """Digital numbers to reflectance, ``dn * scale + offset``, as float32 (NaN stays NaN).
+
+    Computed in float64 and rounded once, so ``0.0`` stays ``0.0`` and not ``-7e-9``.
+    """
+    return (dn.astype(np.float64) * scale + offset).astype(np.float32)
 
 
 def mask_labels(labels: np.ndarray, image_valid: np.ndarray) -> np.ndarray:
@@ -160,6 +162,7 @@ def align_area(
             the other file, holds a label code missing from the class map, or the
             area has no valid pixel after alignment.
         ConfigError: an unknown ``label_resampling``.
+
     """
     bbox4 = check_bbox(tuple(bbox), area)  # type: ignore[arg-type]
     grid = area_grid(bbox4, resolution, crs)
@@ -252,7 +255,7 @@ def _reading(area: str, path: str) -> Iterator[None]:
     """Turn GDAL read failures in the middle of a warp into a DataError with the fix."""
     try:
         yield
-    except (RasterioError, RuntimeError) as err:
+    except RasterioError as err:
         raise DataError(
             f"Area '{area}': cannot read '{path}': {err}. The file is corrupt or truncated; "
             "delete it and rerun the rule that makes it."
@@ -367,8 +370,9 @@ def _write_labels(
         "predictor": 2,
     }
     with rasterio.open(path, "w", **profile) as dst:
-        dst.write(index, 1)
+        # The colour table first: GDAL cannot switch the photometric tag once data is written.
         dst.write_colormap(1, class_map.colormap())
+        dst.write(index, 1)
         dst.set_band_description(1, "class")
         tags = {**source_tags, "area": area, "classes": json.dumps(list(class_map.names))}
         dst.update_tags(**tags)

@@ -30,7 +30,9 @@ class ClassMap:
     ignore_codes: tuple[int, ...] = ()
 
     @classmethod
-    def from_config(cls, classes: Sequence[Mapping[str, object]], ignore_codes: Sequence[int] = ()) -> ClassMap:
+    def from_config(
+        cls, classes: Sequence[Mapping[str, object]], ignore_codes: Sequence[int] = ()
+    ) -> ClassMap:
         """Build from the config's ``classes`` list and ``ignore_codes``.
 
         Raises:
@@ -52,7 +54,9 @@ class ClassMap:
                     )
                 seen[code] = name
         if len(names) > IGNORE:
-            raise ConfigError(f"classes: at most {IGNORE} classes fit in uint8 labels, got {len(names)}.")
+            raise ConfigError(
+                f"classes: at most {IGNORE} classes fit in uint8 labels, got {len(names)}."
+            )
         return cls(names, codes, colours, tuple(int(c) for c in ignore_codes))
 
     def __len__(self) -> int:
@@ -67,7 +71,9 @@ class ClassMap:
         lut[list(self.ignore_codes)] = IGNORE
         return lut
 
-    def remap(self, codes: np.ndarray, nodata: int | None = None, where: str = "labels") -> np.ndarray:
+    def remap(
+        self, codes: np.ndarray, nodata: int | None = None, where: str = "labels"
+    ) -> np.ndarray:
         """Map source codes to class indices (uint8, 255 = ignore).
 
         Args:

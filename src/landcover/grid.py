@@ -72,7 +72,9 @@ def check_bbox(bbox: BBox, area: str) -> BBox:
             f"Area '{area}': bbox must be [west, south, east, north] in degrees, got {bbox}."
         )
     west, south, east, north = (float(v) for v in bbox)
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= 90 and -90 <= north <= 90):
+    if not (
+        -180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= 90 and -90 <= north <= 90
+    ):
         raise ConfigError(
             f"Area '{area}': bbox {list(bbox)} is out of range; longitudes must lie in "
             "[-180, 180] and latitudes in [-90, 90] (order: west, south, east, north)."
@@ -91,7 +93,9 @@ def utm_crs(lon: float, lat: float) -> str:
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
-def area_grid(bbox: BBox, resolution: float = 10.0, crs: str | None = None, snap: float = 60.0) -> Grid:
+def area_grid(
+    bbox: BBox, resolution: float = 10.0, crs: str | None = None, snap: float = 60.0
+) -> Grid:
     """The target grid of an area: its bbox in a projected CRS, snapped outwards.
 
     The origin is snapped to multiples of ``snap`` metres so that Sentinel-2's
@@ -106,15 +110,26 @@ def area_grid(bbox: BBox, resolution: float = 10.0, crs: str | None = None, snap
     """
     west, south, east, north = bbox
     crs = crs or utm_crs((west + east) / 2, (south + north) / 2)
-    left, bottom, right, top = transform_bounds("EPSG:4326", crs, west, south, east, north, densify_pts=21)
-    step = math.lcm(int(round(snap)), int(round(resolution))) if float(snap).is_integer() and float(resolution).is_integer() else resolution
+    left, bottom, right, top = transform_bounds(
+        "EPSG:4326", crs, west, south, east, north, densify_pts=21
+    )
+    step = (
+        math.lcm(round(snap), round(resolution))
+        if float(snap).is_integer() and float(resolution).is_integer()
+        else resolution
+    )
     left = math.floor(left / step) * step
     top = math.ceil(top / step) * step
     right = math.ceil(right / step) * step
     bottom = math.floor(bottom / step) * step
-    width = int(round((right - left) / resolution))
-    height = int(round((top - bottom) / resolution))
-    return Grid(crs=crs, transform=Affine(resolution, 0, left, 0, -resolution, top), width=width, height=height)
+    width = round((right - left) / resolution)
+    height = round((top - bottom) / resolution)
+    return Grid(
+        crs=crs,
+        transform=Affine(resolution, 0, left, 0, -resolution, top),
+        width=width,
+        height=height,
+    )
 
 
 def worldcover_tile_name(lon: float, lat: float) -> str:
@@ -141,7 +156,12 @@ def worldcover_tiles(bbox: BBox) -> list[tuple[str, BBox]]:
     while lat < north:
         lon = math.floor(west / step) * step
         while lon < east:
-            tiles.append((worldcover_tile_name(lon, lat), (float(lon), float(lat), float(lon + step), float(lat + step))))
+            tiles.append(
+                (
+                    worldcover_tile_name(lon, lat),
+                    (float(lon), float(lat), float(lon + step), float(lat + step)),
+                )
+            )
             lon += step
         lat += step
     return tiles

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from landcover import __version__
 from landcover.classes import IGNORE, ClassMap
+from landcover.data import normalise  # the training normalisation, NaN -> 0
 from landcover.errors import ConfigError, DataError
 from landcover.io import atomic_path, open_raster
 
@@ -124,12 +125,6 @@ def blend_weights(window: int, overlap: int, floor: float = 1e-3) -> np.ndarray:
     else:
         line = np.ones(window)
     return np.maximum(np.outer(line, line), floor).astype(np.float32)
-
-
-def normalise(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """``(image - mean) / std`` per band, NaN -> 0 (the mean). ``image`` is ``(C, h, w)``."""
-    out = (image - mean[:, None, None]) / std[:, None, None]
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32, copy=False)
 
 
 def pad_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -624,11 +619,19 @@ def predict_scene(
                     cdst.set_band_description(1, "confidence (max class probability, %)")
                     cdst.update_tags(**{**all_tags, "units": "percent"})
                 strips = iter_probability_strips(
-                    read, (src.height, src.width), model, mean, std,
-                    n_classes=len(classes), window=window, overlap=overlap,
-                    batch_size=batch_size, device=torch_device, precision=precision,
+                    read,
+                    (src.height, src.width),
+                    model,
+                    mean,
+                    std,
+                    n_classes=len(classes),
+                    window=window,
+                    overlap=overlap,
+                    batch_size=batch_size,
+                    device=torch_device,
+                    precision=precision,
                     progress=progress,
-                )  # fmt: skip
+                )
                 for strip in strips:
                     vals, conf = labels_from_probs(strip.probs, strip.valid, table, nodata)
                     win = Window(0, strip.row, src.width, vals.shape[0])
@@ -680,9 +683,14 @@ def predict_area(
         ConfigError: when the checkpoint's classes differ from the config's.
 
     """
-    from landcover.model import load_model  # the training library (torch-heavy import)
+    from landcover.model import OUTPUT_STRIDE, load_model  # the training library
 
     class_map = ClassMap.from_config(classes, ignore_codes)
+    if window % OUTPUT_STRIDE:
+        raise ConfigError(
+            f"predict: window={window} must be a multiple of {OUTPUT_STRIDE} (the model's "
+            "output stride); set e.g. `predict: window: 256` in the config."
+        )
     net, meta = load_model(model, device="cpu")
     trained = list(meta.get("classes", class_map.names))
     if trained != list(class_map.names):

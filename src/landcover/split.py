@@ -38,7 +38,9 @@ def block_ids(rows: np.ndarray, cols: np.ndarray, sizes: np.ndarray, block_size:
     )
 
 
-def pick_val_blocks(blocks: Sequence[str], val_fraction: float, rng: np.random.Generator) -> set:
+def pick_val_blocks(
+    blocks: Sequence[str], val_fraction: float, rng: np.random.Generator
+) -> set[str]:
     """Choose ``round(val_fraction * n)`` of the distinct ``blocks`` for validation.
 
     At least one when ``val_fraction > 0`` and there are two blocks or more; never
@@ -52,10 +54,10 @@ def pick_val_blocks(blocks: Sequence[str], val_fraction: float, rng: np.random.G
     return {unique[i] for i in rng.choice(n, size=n_val, replace=False)}
 
 
-def near_pairs(
-    train_boxes: np.ndarray, other_boxes: np.ndarray, distance: float
-) -> np.ndarray:
-    """Indices of ``train_boxes`` closer than ``distance`` to (or overlapping) any other box.
+def near_boxes(train_boxes: np.ndarray, other_boxes: np.ndarray, distance: float) -> np.ndarray:
+    """Find the ``train_boxes`` closer than ``distance`` to (or overlapping) any other box.
+
+    Returns the indices of those train boxes.
 
     Distance is per axis (Chebyshev): the other boxes are dilated by ``distance``
     into squares (mitre joins) and a train box is near when its interior meets a
@@ -139,6 +141,8 @@ def assign_splits(
     split = np.full(len(out), "train", dtype=object)
     held = out["area"].isin(holdout).to_numpy() if method != "blocks" else np.zeros(len(out), bool)
     split[held] = "holdout"
+    if method == "blocks" and holdout:
+        log.info("split.method 'blocks': the holdout areas %s are split by blocks too", holdout)
     if method != "areas":
         for area in sorted(areas):
             if area in holdout and method == "areas+blocks":
@@ -170,7 +174,7 @@ def _leaking(df: gpd.GeoDataFrame, split: np.ndarray, buffer: int) -> np.ndarray
         # Same area: exact pixel windows on the shared grid.
         train_idx = np.flatnonzero(here & train)
         other_idx = np.flatnonzero(here & evaluated)
-        hits = near_pairs(pixel_boxes[train_idx], pixel_boxes[other_idx], buffer)
+        hits = near_boxes(pixel_boxes[train_idx], pixel_boxes[other_idx], buffer)
         leaking[train_idx[hits]] = True
         # Other areas: footprints in this area's CRS, buffer in its metres.
         other_idx = np.flatnonzero(~here & evaluated)
@@ -181,7 +185,10 @@ def _leaking(df: gpd.GeoDataFrame, split: np.ndarray, buffer: int) -> np.ndarray
         other_geoms = gpd.GeoSeries(df.geometry.to_numpy()[other_idx], crs=df.crs).to_crs(crs)
         xmin, _, xmax, _ = shapely.bounds(train_geoms.to_numpy()).T
         pixel = float(np.median((xmax - xmin) / sizes[train_idx]))
-        hits = near_pairs(train_geoms.to_numpy(), other_geoms.to_numpy(), buffer * pixel)
+        # Shrink the train footprints by a hair (1e-6 px) so that footprints that only touch
+        # (adjacent areas) are not taken as overlapping after the round trip through EPSG:4326.
+        shrunk = shapely.buffer(train_geoms.to_numpy(), -1e-6 * pixel, join_style="mitre")
+        hits = near_boxes(shrunk, other_geoms.to_numpy(), buffer * pixel)
         leaking[train_idx[hits]] = True
     return leaking & train
 

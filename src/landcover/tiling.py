@@ -34,6 +34,7 @@ def window_offsets(length: int, size: int, stride: int) -> list[int]:
 
     Raises:
         ValueError: when ``size > length`` or ``size``/``stride`` is not positive.
+
     """
     if size <= 0 or stride <= 0:
         raise ValueError(f"size and stride must be positive, got {size} and {stride}")
@@ -58,6 +59,7 @@ def valid_mask(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     Args:
         image: ``(C, H, W)`` reflectance.
         labels: ``(H, W)`` class indices, 255 = ignore.
+
     """
     return (labels != IGNORE) & np.isfinite(image).all(axis=0)
 
@@ -112,6 +114,7 @@ def tile_area(
         ConfigError: non-positive ``size``/``stride`` or ``min_valid`` outside [0, 1].
         DataError: image and labels on different grids, labels made with another class
             list, a patch larger than the area, or no patch kept.
+
     """
     if size <= 0 or stride <= 0:
         raise ConfigError(
@@ -239,15 +242,17 @@ def _index_frame(
     transform: rasterio.Affine,
     crs: rasterio.crs.CRS,
 ) -> gpd.GeoDataFrame:
-    """The per-area patch index: one row per kept patch, footprint in the area CRS."""
+    """Build the per-area patch index: one row per kept patch, footprint in the area CRS."""
     rows = np.array([k[0] for k in kept], dtype=np.int64)
     cols = np.array([k[1] for k in kept], dtype=np.int64)
     counts = np.stack([k[3] for k in kept]).astype(np.int64)
     # Corners of each window through the affine transform (north-up grid).
-    left, top = transform * (cols, rows)
-    right, bottom = transform * (cols + size, rows + size)
+    left, top = transform @ (cols, rows)
+    right, bottom = transform @ (cols + size, rows + size)
     footprints = shapely.box(
-        np.minimum(left, right), np.minimum(top, bottom), np.maximum(left, right),
+        np.minimum(left, right),
+        np.minimum(top, bottom),
+        np.maximum(left, right),
         np.maximum(top, bottom),
     )
     frame = pd.DataFrame(
@@ -262,4 +267,3 @@ def _index_frame(
         }
     )
     return gpd.GeoDataFrame(frame, geometry=footprints, crs=crs)
-

@@ -1,0 +1,5 @@
+from landcover.evaluate import leaderboard
+from landcover.runtime import configure_logging
+
+configure_logging(snakemake.log[0])
+leaderboard(metrics=snakemake.input.metrics, out=snakemake.output.table)

@@ -1,0 +1,14 @@
+from landcover.figures import plot_area
+from landcover.runtime import configure_logging
+
+configure_logging(snakemake.log[0])
+wildcards = snakemake.wildcards
+plot_area(
+    image=snakemake.input.image,
+    labels=snakemake.input.labels,
+    prediction=snakemake.input.map,
+    out=snakemake.output.png,
+    classes=snakemake.params.classes,
+    ignore_codes=snakemake.params.ignore_codes,
+    title=f"{wildcards.area}: {wildcards.experiment} ({wildcards.device})",
+)

@@ -1,0 +1,323 @@
+"""Training data: the patch store as a Dataset, augmentation, sampling and band statistics.
+
+A patch is read with ``np.load(path, mmap_mode="r")[i]``: no decompression and no
+reprojection on the training path, only a copy of the patch's bytes. Randomness (which
+patch, which dihedral transform) is drawn in the main process by ``EpochSampler`` from
+``(seed, epoch)``, so runs are reproducible whatever the number of loader workers, and a
+resumed run draws the same epochs as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from landcover.classes import IGNORE
+from landcover.errors import DataError
+
+log = logging.getLogger(__name__)
+
+N_DIHEDRAL = 8
+"""Transforms of the square's symmetry group: 4 rotations x (flip or not)."""
+
+
+def normalise(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Standardise bands and set invalid (NaN) pixels to 0, the band mean.
+
+    Args:
+        images: ``(..., C, H, W)`` reflectance, NaN where invalid.
+        mean: per-band mean (from the training patches).
+        std: per-band standard deviation.
+
+    Returns:
+        float32 array of the same shape without NaN.
+
+    """
+    shape = (len(mean), 1, 1)
+    m = np.asarray(mean, dtype=np.float32).reshape(shape)
+    s = np.asarray(std, dtype=np.float32).reshape(shape)
+    out = (np.asarray(images, dtype=np.float32) - m) / s
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def dihedral(array: np.ndarray, code: int) -> np.ndarray:
+    """Apply dihedral transform ``code`` (0..7) to the last two axes; 0 is the identity."""
+    out = np.rot90(array, k=code % 4, axes=(-2, -1))
+    if code >= 4:
+        out = out[..., ::-1]
+    return out
+
+
+def band_stats(
+    patches_dir: str | Path, rows: pd.DataFrame, chunk: int = 256
+) -> tuple[list[float], list[float]]:
+    """Per-band mean and standard deviation over the valid pixels of some patches.
+
+    Streams the patches in chunks (float64 sums), so memory stays bounded.
+
+    Args:
+        patches_dir: folder holding ``{area}/images.npy``.
+        rows: index rows (``area``, ``patch``) of the patches to use (the train split).
+        chunk: patches per read.
+
+    Raises:
+        DataError: a band has no valid pixel in these patches.
+
+    """
+    total = sq = count = None
+    for area, group in rows.groupby("area", sort=True):
+        images = open_images(patches_dir, str(area))
+        idx = np.sort(group["patch"].to_numpy())
+        for start in range(0, len(idx), chunk):
+            block = np.asarray(images[idx[start : start + chunk]], dtype=np.float64)
+            valid = np.isfinite(block)
+            block = np.where(valid, block, 0.0)
+            s, q, n = block.sum((0, 2, 3)), (block**2).sum((0, 2, 3)), valid.sum((0, 2, 3))
+            total, sq, count = (s, q, n) if total is None else (total + s, sq + q, count + n)
+    if total is None or (count == 0).any():
+        raise DataError(
+            f"{patches_dir}: some band has no valid pixel in the training patches; check "
+            "the aligned images (all NaN?) and `patches.min_valid`, then rerun tile_area."
+        )
+    mean = total / count
+    std = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
+    std = np.where(std > 1e-6, std, 1.0)  # a constant band: leave it centred, unscaled
+    return [float(v) for v in mean], [float(v) for v in std]
+
+
+def open_images(patches_dir: str | Path, area: str) -> np.ndarray:
+    """Memory-map an area's ``images.npy`` (nothing is read until indexed)."""
+    return _open(Path(patches_dir) / area / "images.npy", f"patch images of area '{area}'")
+
+
+def open_labels(patches_dir: str | Path, area: str) -> np.ndarray:
+    """Memory-map an area's ``labels.npy``."""
+    return _open(Path(patches_dir) / area / "labels.npy", f"patch labels of area '{area}'")
+
+
+def _open(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"Cannot read {what} '{path}': {err}. Rerun tile_area for that area "
+            "(snakemake --forcerun tile_area)."
+        ) from err
+
+
+class PatchDataset(Dataset):
+    """Patches of the store, normalised, optionally transformed.
+
+    Items are keyed ``(i, code)``: row ``i`` of ``rows`` and dihedral transform ``code``
+    (chosen by the sampler); a plain ``i`` means no transform. An item is
+    ``(image float32 (C, P, P), label uint8 (P, P), i)``; the index lets the training
+    loop credit each patch with its loss (hard-example mining).
+
+    Memory maps are opened lazily in each process and never pickled to workers.
+    """
+
+    def __init__(
+        self,
+        patches_dir: str | Path,
+        rows: pd.DataFrame,
+        mean: Sequence[float],
+        std: Sequence[float],
+    ) -> None:
+        """Create the dataset.
+
+        Args:
+            patches_dir: folder holding ``{area}/images.npy`` and ``labels.npy``.
+            rows: index rows with ``area`` and ``patch`` (row in the area's arrays).
+            mean: per-band mean for ``normalise``.
+            std: per-band standard deviation.
+
+        """
+        self.patches_dir = Path(patches_dir)
+        self.areas = [str(a) for a in rows["area"]]
+        self.patches = rows["patch"].to_numpy(dtype=np.int64)
+        self.mean = [float(v) for v in mean]
+        self.std = [float(v) for v in std]
+        self._maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        """Return the number of patches."""
+        return len(self.patches)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the memory maps (each worker opens its own)."""
+        state = self.__dict__.copy()
+        state["_maps"] = {}
+        return state
+
+    def _arrays(self, area: str) -> tuple[np.ndarray, np.ndarray]:
+        if area not in self._maps:
+            self._maps[area] = (
+                open_images(self.patches_dir, area),
+                open_labels(self.patches_dir, area),
+            )
+        return self._maps[area]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Read, normalise and transform one patch."""
+        i, code = (key, 0) if isinstance(key, int | np.integer) else key
+        images, labels = self._arrays(self.areas[i])
+        image = normalise(images[self.patches[i]], self.mean, self.std)
+        label = np.asarray(labels[self.patches[i]])
+        if code:
+            image, label = dihedral(image, code), dihedral(label, code)
+        return (
+            torch.from_numpy(np.ascontiguousarray(image)),
+            torch.from_numpy(np.array(label)),  # a copy: memory maps are read-only
+            int(i),
+        )
+
+
+def rare_class_weights(counts: np.ndarray, strength: float, cap: float = 100.0) -> np.ndarray:
+    """Compute sampling weights that draw patches holding rare classes more often.
+
+    A patch's weight is ``r ** strength`` where ``r`` is the largest inverse frequency
+    (relative to the most frequent class, capped at ``cap``) among the classes it holds.
+
+    Args:
+        counts: ``(N, K)`` pixel counts per patch and class (the ``count_*`` columns).
+        strength: 0 gives uniform weights; 1 makes a patch with a 10x rarer class 10x
+            more likely; 0.5 (square root) is a gentle middle.
+        cap: largest rarity considered.
+
+    Returns:
+        float64 weights ``(N,)``, mean 1.
+
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if strength <= 0 or len(counts) == 0:
+        return np.ones(len(counts))
+    totals = counts.sum(0)
+    rarity = np.where(totals > 0, totals.max() / np.maximum(totals, 1.0), 1.0)
+    rarity = np.minimum(rarity, cap)
+    patch_rarity = np.where(counts > 0, rarity[None, :], 1.0).max(1)
+    weights = patch_rarity**strength
+    return weights / weights.mean()
+
+
+class EpochSampler(Sampler):
+    """Draws each epoch's patches and their dihedral transforms from ``(seed, epoch)``.
+
+    Without oversampling or hard mining an epoch is a permutation of all patches.
+    With them, it draws as many patches with replacement, with probability
+    ``(1 - hard) * base + hard * loss-proportional``, where ``base`` comes from the
+    rare-class weights and the losses are each patch's latest training loss.
+
+    Under DistributedDataParallel every rank draws the same global order and takes
+    its share (``rank::world_size``), padded so that all ranks see equally many.
+
+    Args:
+        n: number of patches.
+        seed: the run's seed.
+        base_weights: per-patch sampling weights (``rare_class_weights``), or None.
+        hard_fraction: share of draws made in proportion to the patch's loss (0..1).
+        augment: draw a random dihedral transform per patch (else identity).
+        rank: this process's rank.
+        world_size: number of processes.
+
+    """
+
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        base_weights: np.ndarray | None = None,
+        hard_fraction: float = 0.0,
+        augment: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        """Set up the sampler; see the class docstring for the arguments."""
+        self.n = n
+        self.seed = seed
+        self.base = None if base_weights is None else np.asarray(base_weights, np.float64)
+        self.hard_fraction = float(hard_fraction)
+        self.augment = augment
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+        self.losses = np.full(n, np.nan)  # latest training loss per patch (NaN: not seen)
+
+    @property
+    def uniform(self) -> bool:
+        """True when epochs are plain permutations."""
+        return self.base is None and self.hard_fraction <= 0
+
+    def __len__(self) -> int:
+        """Draws per rank per epoch."""
+        return math.ceil(self.n / self.world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch (0-based) whose draws ``__iter__`` yields."""
+        self.epoch = epoch
+
+    def probabilities(self) -> np.ndarray:
+        """Return the per-patch draw probabilities of the current epoch."""
+        base = np.ones(self.n) if self.base is None else self.base
+        p = base / base.sum()
+        if self.hard_fraction > 0:
+            seen = np.isfinite(self.losses)
+            if seen.any():
+                # unseen patches count as average-hard so that they get drawn at all
+                loss = np.where(seen, self.losses, np.nanmean(self.losses))
+                loss = np.maximum(loss, 1e-12)
+                p = (1 - self.hard_fraction) * p + self.hard_fraction * loss / loss.sum()
+        return p
+
+    def draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """All ranks' draws for the current epoch: patch indices and transform codes."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self.uniform:
+            order = rng.permutation(self.n)
+        else:
+            order = rng.choice(self.n, size=self.n, replace=True, p=self.probabilities())
+        codes = rng.integers(0, N_DIHEDRAL, size=self.n) if self.augment else np.zeros(self.n)
+        total = len(self) * self.world_size
+        pad = total - self.n
+        if pad:
+            order = np.concatenate([order, order[:pad]])
+            codes = np.concatenate([codes, codes[:pad]])
+        return order.astype(np.int64), codes.astype(np.int64)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        """Yield this rank's ``(patch, transform)`` keys for the current epoch."""
+        order, codes = self.draws()
+        sl = slice(self.rank, None, self.world_size)
+        return iter(zip(order[sl].tolist(), codes[sl].tolist(), strict=True))
+
+    def update_losses(self, indices: np.ndarray, losses: np.ndarray) -> None:
+        """Record the latest training loss of patches (for hard-example mining)."""
+        self.losses[np.asarray(indices, np.int64)] = np.asarray(losses, np.float64)
+
+
+def check_labels(patches_dir: str | Path, rows: pd.DataFrame, n_classes: int) -> None:
+    """Check that the labels of these patches hold only class indices or 255.
+
+    Reads labels of the listed patches (uint8, small next to the images).
+
+    Raises:
+        DataError: a label value is >= the number of configured classes.
+
+    """
+    for area, group in rows.groupby("area", sort=True):
+        labels = open_labels(patches_dir, str(area))
+        values = np.unique(np.asarray(labels[np.sort(group["patch"].to_numpy())]))
+        bad = [int(v) for v in values if v >= n_classes and v != IGNORE]
+        if bad:
+            raise DataError(
+                f"{Path(patches_dir) / str(area) / 'labels.npy'}: label values {bad} exceed "
+                f"the {n_classes} configured classes; the patch store was made with another "
+                "class map. Rerun align_area and tile_area (snakemake --forcerun align_area)."
+            )

@@ -1,0 +1,267 @@
+"""The training loop (landcover.training): outputs, resume, determinism, devices, DDP, errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _patchstore import BANDS, CLASSES, make_patch_store
+
+from landcover.errors import ConfigError
+from landcover.model import load_model
+from landcover.training import train_model
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"}  # 2 M parameters
+TRAINING = {"epochs": 3, "batch_size": 8, "patience": 0}
+OUTPUTS = ("best.pt", "last.pt", "history.csv", "hardware.json")
+LOSSES = ["train_loss", "val_loss", "val_miou"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return make_patch_store(tmp_path_factory.mktemp("patches"), size=32)
+
+
+def run_args(store, out_dir, **overrides):
+    args = {
+        **{k: str(v) for k, v in store.items()},
+        "out_dir": str(out_dir),
+        "bands": BANDS,
+        "classes": [{"name": c, "codes": [i + 1]} for i, c in enumerate(CLASSES)],
+        "model": MODEL,
+        "training": TRAINING,
+        "device": "cpu",
+        "threads": 1,
+        "seed": 7,
+    }
+    return args | overrides
+
+
+@pytest.fixture(scope="module")
+def reference(store, tmp_path_factory):
+    """An uninterrupted three-epoch run, shared by the tests that compare against it."""
+    out = tmp_path_factory.mktemp("reference")
+    summary = train_model(**run_args(store, out))
+    return out, summary
+
+
+def history(out: Path) -> pd.DataFrame:
+    return pd.read_csv(out / "history.csv")
+
+
+def test_training_writes_all_outputs(reference):
+    out, summary = reference
+    assert all((out / name).exists() for name in OUTPUTS)
+    assert not (out / "resume").exists()
+    h = history(out)
+    assert h["epoch"].tolist() == [1, 2, 3]
+    expected = [
+        "epoch", "lr", *LOSSES, *(f"iou_{c}" for c in CLASSES),
+        "epoch_seconds", "train_patches_per_s", "peak_memory_mb",
+    ]  # fmt: skip
+    assert h.columns.tolist() == expected
+    assert h["val_miou"].between(0, 1).all() and (h["train_patches_per_s"] > 0).all()
+    assert summary["best_miou"] == pytest.approx(h["val_miou"].max())
+
+    hardware = json.loads((out / "hardware.json").read_text())
+    assert hardware["device"] == "cpu" and hardware["precision"] == "fp32"
+    assert hardware["seed"] == 7 and hardware["threads"] == 1
+    for key in ("device_name", "cpu_model", "gpu_name", "gpu_memory_gb", "torch", "cuda", "cudnn"):
+        assert key in hardware
+
+
+def test_checkpoints_load_weights_only(reference):
+    out, summary = reference
+    last = torch.load(out / "last.pt", weights_only=True)
+    assert last["epoch"] == 3 and len(last["history"]) == 3
+    model, meta = load_model(out / "best.pt")
+    assert not model.training
+    assert meta["classes"] == CLASSES and meta["bands"] == BANDS
+    assert meta["model"]["encoder"] == MODEL["encoder"] and meta["precision"] == "fp32"
+    assert len(meta["mean"]) == len(meta["std"]) == len(BANDS)
+    assert meta["epoch"] == summary["best_epoch"]
+    with torch.no_grad():
+        assert model(torch.zeros(1, len(BANDS), 32, 32)).shape == (1, len(CLASSES), 32, 32)
+
+
+def test_same_seed_same_history(reference, store, tmp_path):
+    out, _ = reference
+    train_model(**run_args(store, tmp_path))
+    a, b = history(out)[LOSSES].to_numpy(), history(tmp_path)[LOSSES].to_numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+KILLED_RUN = """
+import json, os, signal, sys
+import landcover.training as training
+from landcover.losses import SegmentationLoss
+
+saved, calls = [], []
+save, forward = training.save_checkpoint, SegmentationLoss.forward
+
+def save_and_count(path, payload):
+    save(path, payload)
+    saved.append(path)
+
+def forward_or_die(self, logits, target):
+    if any(str(p).endswith("last.pt") for p in saved):  # epoch 1 is complete
+        calls.append(1)
+        if len(calls) == 2:  # mid-epoch 2, after one optimiser step
+            os.kill(os.getpid(), signal.SIGKILL)
+    return forward(self, logits, target)
+
+training.save_checkpoint = save_and_count
+SegmentationLoss.forward = forward_or_die
+training.train_model(**json.loads(open(sys.argv[1]).read()))
+"""
+
+
+def test_resume_after_kill(reference, store, tmp_path, caplog):
+    out = tmp_path / "out"
+    args = run_args(store, out)
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    (tmp_path / "killed.py").write_text(KILLED_RUN)
+    run = subprocess.run(
+        [sys.executable, str(tmp_path / "killed.py"), str(tmp_path / "args.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert (out / "resume" / "last.pt").exists()
+    assert not any((out / name).exists() for name in OUTPUTS)  # nothing looks complete
+
+    with caplog.at_level(logging.INFO, logger="landcover"):
+        train_model(**args)
+    assert "after epoch 1" in caplog.text
+    h = history(out)
+    assert h["epoch"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(h[LOSSES], history(reference[0])[LOSSES], rtol=1e-6)
+
+
+def test_changed_config_does_not_resume(store, tmp_path, caplog):
+    resume = tmp_path / "resume"
+    resume.mkdir()
+    torch.save({"state_dict": {}, "meta": {}, "fingerprint": "other"}, resume / "last.pt")
+    with caplog.at_level(logging.WARNING, logger="landcover"):
+        train_model(**run_args(store, tmp_path, training={**TRAINING, "epochs": 1}))
+    assert "another configuration" in caplog.text
+    assert history(tmp_path)["epoch"].tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"optimizer": "adam", "schedule": "cosine", "focal_gamma": 2.0, "hard_mining": 0.5,
+         "oversample_rare": 0.5, "precision": "bf16"},
+        {"optimizer": "sgd", "schedule": "constant", "dice_weight": 0.0, "augment": False,
+         "precision": "fp16", "channels_last": True, "num_workers": 1},
+    ],
+)  # fmt: skip
+def test_training_options(store, tmp_path, options):
+    train_model(**run_args(store, tmp_path, training={**TRAINING, "epochs": 2, **options}))
+    h = history(tmp_path)
+    assert h["epoch"].tolist() == [1, 2] and np.isfinite(h["train_loss"]).all()
+    hardware = json.loads((tmp_path / "hardware.json").read_text())
+    assert hardware["precision"] == options["precision"]
+
+
+def test_early_stopping(store, tmp_path):
+    stalled = {**TRAINING, "epochs": 6, "patience": 1, "lr": 1e-9, "schedule": "constant"}
+    train_model(**run_args(store, tmp_path, training=stalled))
+    assert len(history(tmp_path)) < 6
+
+
+def test_validates_on_holdout_without_val(tmp_path, caplog):
+    areas = {"a": {"train": 6}, "h": {"holdout": 3}}
+    store = make_patch_store(tmp_path / "patches", areas=areas)
+    with caplog.at_level(logging.WARNING, logger="landcover"):
+        train_model(**run_args(store, tmp_path / "out", training={**TRAINING, "epochs": 1}))
+    assert "no 'val' patches" in caplog.text
+    assert (tmp_path / "out" / "best.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_unavailable_is_an_error(store, tmp_path):
+    with pytest.raises(ConfigError, match=r"device 'cuda'.*torch\.cuda\.is_available\(\) is False"):
+        train_model(**run_args(store, tmp_path / "out", device="cuda"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"model": {"arch": "segnet"}}, r"model\.arch: unknown architecture"),
+        ({"model": {"encoder": "resnet7"}}, r"model\.encoder: unknown encoder 'resnet7'"),
+        ({"bands": ["B02", "B03", "B04"]}, r"imagery\.bands lists 3 bands .* has 4 channels"),
+        ({"classes": ["tree", "water"]}, r"classes: the config lists \['tree', 'water'\]"),
+        ({"classes": ["water", "tree", "built_up"]}, r"classes: the config lists"),
+        ({"training": {"optimiser": "adam"}}, r"training\.optimiser: unknown key"),
+        ({"training": {"precision": "fp8"}}, r"training\.precision: got 'fp8'"),
+        ({"device": "tpu"}, r"device: unknown device 'tpu'"),
+    ],
+)
+def test_config_errors_fail_before_training(store, tmp_path, overrides, match):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=match):
+        train_model(**run_args(store, out, **overrides))
+    assert not out.exists()
+
+
+def test_class_weights_mismatch(store, tmp_path):
+    weights = json.loads(Path(store["class_weights"]).read_text())
+    weights["classes"] = ["tree", "water", "urban"]
+    path = tmp_path / "class_weights.json"
+    path.write_text(json.dumps(weights))
+    with pytest.raises(ConfigError, match=r"class_weights\.json has \['tree', 'water', 'urban'\]"):
+        train_model(**run_args(store, tmp_path / "out", class_weights=str(path)))
+
+
+def test_patch_size_must_suit_the_model(tmp_path):
+    store = make_patch_store(tmp_path / "patches", size=24)
+    with pytest.raises(ConfigError, match=r"patches\.size: patches are 24 px.*multiple of 32"):
+        train_model(**run_args(store, tmp_path / "out"))
+
+
+DDP_RUN = """
+import json, sys
+from landcover.training import train_model
+train_model(**json.loads(open(sys.argv[1]).read()))
+"""
+
+
+def test_ddp_gloo_two_processes_under_torchrun(store, tmp_path):
+    out = tmp_path / "out"
+    args = run_args(store, out, training={**TRAINING, "epochs": 2}, threads=2)
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    (tmp_path / "ddp.py").write_text(DDP_RUN)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(tmp_path / "ddp.py"), str(tmp_path / "args.json"),
+    ]  # fmt: skip
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert history(out)["epoch"].tolist() == [1, 2]
+    hardware = json.loads((out / "hardware.json").read_text())
+    assert hardware["world_size"] == 2 and hardware["threads"] == 1
+    load_model(out / "best.pt")
+
+
+def test_ddp_started_by_train_model(store, tmp_path):
+    out = tmp_path / "out"
+    summary = train_model(
+        **run_args(store, out, training={**TRAINING, "epochs": 1}, threads=2), processes=2
+    )
+    assert summary["epochs"] == 1
+    assert json.loads((out / "hardware.json").read_text())["world_size"] == 2
