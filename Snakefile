@@ -16,6 +16,10 @@ include: "rules/common.smk"
 include: "rules/acquire.smk"
 include: "rules/align.smk"
 include: "rules/patches.smk"
+include: "rules/train.smk"
+include: "rules/predict.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
 
 
 rule all:
@@ -24,7 +28,34 @@ rule all:
         get_final_output(),
 
 
+# Named targets beside `all`:
 rule data:
-    # named target: the data half (acquire -> align -> tile -> split -> class weights)
+    # the data half: acquire -> align -> tile -> split -> class weights
     input:
         "results/patches/class_weights.json",
+
+
+rule models:
+    # trained models of every experiment x device
+    input:
+        expand(
+            "results/models/{experiment}/{device}/best.pt",
+            experiment=EXPERIMENTS,
+            device=DEVICES,
+        ),
+
+
+rule maps:
+    input:
+        get_map_targets(),
+
+
+rule per_class_iou:
+    # the evaluation tables (reruns only the evaluation when maps exist)
+    input:
+        get_eval_targets(),
+
+
+rule figures:
+    input:
+        get_figure_targets(),

@@ -1,5 +1,6 @@
 # Setup shared by all rules: config validation, the area table, wildcard constraints,
 # input functions and target collectors.
+import re
 import sys
 from pathlib import Path
 
@@ -10,16 +11,25 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from landcover.config import area_table, check_config, source_root  # noqa: E402
+from landcover.experiments import experiment_table  # noqa: E402
 
 validate(config, schema="../config/schema.yaml")
 AREAS = area_table(config["areas"])
 check_config(config, AREAS)
 DEMO_ROOT = config["demo"]["root"]
 TRAIN_AREAS = [a for a in AREAS if a not in config["holdout"]]
+EXPERIMENTS = experiment_table(
+    {"model": config["model"], "training": config["training"]},
+    config["experiments"],
+    config["experiment_grid"],
+)
+DEVICES = config["devices"]
 
 
 wildcard_constraints:
     area="|".join(AREAS),
+    experiment="|".join(re.escape(name) for name in EXPERIMENTS),
+    device="cpu|cuda|mps",
 
 
 def get_demo_bucket(wildcards):
@@ -46,6 +56,99 @@ def get_patch_indexes(wildcards):
     return expand("results/patches/{area}/index.parquet", area=AREAS)
 
 
+def get_experiment_model(wildcards):
+    """The experiment's `model` settings (defaults filled, overrides applied)."""
+    return EXPERIMENTS[wildcards.experiment]["model"]
+
+
+def get_experiment_training(wildcards):
+    """The experiment's `training` settings (defaults filled, overrides applied)."""
+    return EXPERIMENTS[wildcards.experiment]["training"]
+
+
+def get_patch_stores(wildcards):
+    """Every area's patch arrays, so that retraining follows a change to any of them."""
+    return expand(
+        "results/patches/{area}/{array}.npy", area=AREAS, array=["images", "labels"]
+    )
+
+
+def get_gpus(wildcards):
+    """GPUs a job holds: one for cuda jobs (profiles may raise train_model's to N)."""
+    return 1 if wildcards.device == "cuda" else 0
+
+
+def get_eval_areas():
+    """Areas scored: the holdout areas, or every area (on its validation blocks) if none."""
+    return list(config["holdout"]) or list(AREAS)
+
+
+def get_eval_maps(wildcards):
+    """Maps of the scored areas, in the order of get_eval_areas()."""
+    return expand(
+        "results/maps/{experiment}/{device}/{area}.tif",
+        experiment=wildcards.experiment,
+        device=wildcards.device,
+        area=get_eval_areas(),
+    )
+
+
+def get_eval_labels(wildcards):
+    """Aligned labels of the scored areas, in the order of get_eval_areas()."""
+    return expand("results/aligned/{area}/labels.tif", area=get_eval_areas())
+
+
+def get_all_metrics(wildcards):
+    """metrics.json of every experiment x device."""
+    return expand(
+        "results/eval/{experiment}/{device}/metrics.json",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
+    )
+
+
+def get_eval_targets():
+    """Per-class IoU tables of every experiment x device."""
+    return expand(
+        "results/eval/{experiment}/{device}/per_class_iou.csv",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
+    )
+
+
+def get_map_targets():
+    """Maps of every area for every experiment x device."""
+    return expand(
+        "results/maps/{experiment}/{device}/{area}.tif",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
+        area=AREAS,
+    )
+
+
+def get_figure_targets():
+    """All figures of the report."""
+    runs = expand(
+        "results/figures/{experiment}/{device}/{figure}.png",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
+        figure=["per_class_iou", "confusion", "learning_curves"],
+    )
+    areas = expand(
+        "results/figures/{experiment}/{device}/area_{area}.png",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
+        area=AREAS,
+    )
+    several = len(EXPERIMENTS) * len(DEVICES) > 1
+    return runs + areas + (["results/figures/leaderboard.png"] if several else [])
+
+
 def get_final_output():
-    """What `snakemake` builds by default."""
-    return ["results/patches/class_weights.json"]
+    """What `snakemake` builds by default: maps, scores, figures and the leaderboard."""
+    return [
+        *get_map_targets(),
+        *get_eval_targets(),
+        *get_figure_targets(),
+        "results/experiments.csv",
+    ]

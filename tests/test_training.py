@@ -208,6 +208,7 @@ def test_cuda_unavailable_is_an_error(store, tmp_path):
         ({"classes": ["water", "tree", "built_up"]}, r"classes: the config lists"),
         ({"training": {"optimiser": "adam"}}, r"training\.optimiser: unknown key"),
         ({"training": {"precision": "fp8"}}, r"training\.precision: got 'fp8'"),
+        ({"training": {"lr": "1e-3"}}, r"training\.lr: got '1e-3'; use a number > 0 \(YAML"),
         ({"device": "tpu"}, r"device: unknown device 'tpu'"),
     ],
 )

@@ -30,6 +30,10 @@ TINY = {
     "ignore_codes": [70, 100],
     "patches": {"size": 32, "stride": 32, "min_valid": 0.3},
     "split": {"method": "areas+blocks", "block_size": 64, "buffer": 8, "val_fraction": 0.3},
+    # a 2 M-parameter timm encoder, built without downloading weights
+    "model": {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"},
+    "training": {"epochs": 2, "batch_size": 4, "patience": 0},
+    "predict": {"window": 64, "overlap": 16, "batch_size": 4},
 }
 
 
@@ -57,7 +61,7 @@ def workdir(tmp_path_factory) -> Path:
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config.update(TINY)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(workdir, "data")
+    run = snakemake(workdir)  # the default target: data, model, maps, scores, figures
     assert run.returncode == 0, run.stderr[-4000:]
     return workdir
 
@@ -93,10 +97,51 @@ def test_data_half_outputs(workdir):
 
 
 @pytest.mark.slow
+def test_model_maps_scores_and_figures(workdir):
+    history = (workdir / "results/models/baseline/cpu/history.csv").read_text().splitlines()
+    assert len(history) == 1 + TINY["training"]["epochs"]
+    hardware = json.loads((workdir / "results/models/baseline/cpu/hardware.json").read_text())
+    assert hardware["device"] == "cpu"
+    for area in TINY["areas"]:
+        with (
+            rasterio.open(workdir / f"results/maps/baseline/cpu/{area}.tif") as map_,
+            rasterio.open(workdir / f"results/aligned/{area}/labels.tif") as labels,
+        ):
+            assert map_.crs == labels.crs and map_.transform == labels.transform
+            assert map_.colormap(1)[80][:3] == (0, 100, 200)  # WorldCover water colour
+        assert (workdir / f"results/figures/baseline/cpu/area_{area}.png").stat().st_size > 0
+    table = (workdir / "results/eval/baseline/cpu/per_class_iou.csv").read_text()
+    assert len(table.strip().splitlines()) == 1 + 9  # one row per class, none hidden
+    assert (workdir / "results/experiments.csv").exists()
+
+
+@pytest.mark.slow
 def test_nothing_left_to_do_after_a_run(workdir):
-    run = snakemake(workdir, "data", "-n")
+    run = snakemake(workdir, "-n")
     assert run.returncode == 0
     assert "Nothing to be done" in run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_rerunning_the_evaluation_target_runs_only_the_evaluation(workdir):
+    target = "results/eval/baseline/cpu/per_class_iou.csv"
+    run = snakemake(workdir, target, "-n", "--forcerun", "evaluate")
+    jobs = run.stdout.split("Job stats:")[1].split("total")[0]
+    assert "evaluate" in jobs
+    assert not any(rule in jobs for rule in ("train_model", "predict_area", "align_area"))
+    # a changed evaluation parameter reruns only the evaluation too
+    run = snakemake(workdir, "per_class_iou", "-n", "--config", "evaluate={kl_patch: 16}")
+    jobs = run.stdout.split("Job stats:")[1].split("total")[0]
+    assert "evaluate" in jobs and "predict_area" not in jobs and "train_model" not in jobs
+
+
+@pytest.mark.slow
+def test_report_holds_figures_and_the_per_class_table(workdir):
+    run = snakemake(workdir, "--report", "report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (workdir / "report.html").read_text()
+    assert "per_class_iou.csv" in html and "per_class_iou.png" in html
+    assert "area_lakeside.png" in html and "learning_curves.png" in html
 
 
 @pytest.mark.slow
@@ -120,6 +165,19 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert run.returncode != 0
     assert "holdout: area 'atlantis' is not defined" in run.stdout + run.stderr
     assert not (tmp_path / "resources").exists()
+
+
+def test_gpu_profile_plans_cuda_jobs_with_a_gpu(repo_root):
+    run = subprocess.run(
+        [SNAKEMAKE, "--profile", "gpu", "-n", "models"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "results/models/baseline/cuda/best.pt" in run.stdout
+    assert "gpu=1" in run.stdout
 
 
 def test_lint_is_clean(tmp_path):

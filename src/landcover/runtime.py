@@ -18,7 +18,8 @@ def configure_logging(log_path: str | Path, level: int = logging.INFO) -> None:
     """
     path = Path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, mode="w")
+    # append: a job resumed after a crash keeps the log of its first attempt
+    handler = logging.FileHandler(path, mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler, logging.StreamHandler(sys.stderr)]

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.distributed.elastic.multiprocessing.errors import record
 from torch.utils.data import DataLoader
 
 from landcover.classes import IGNORE
@@ -72,6 +73,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("cpu", "cuda", "mps")
+NOT_STATE = ("num_workers", "compile")
+"""Training keys that may change between a killed run and its resumption."""
 MIN_DELTA = 1e-4
 """Smallest rise of validation mIoU that counts as an improvement (early stopping)."""
 
@@ -103,20 +106,20 @@ class TrainingConfig:
         compile: ``torch.compile`` the model for training.
         num_workers: DataLoader worker processes; ``auto`` = 0 on CPU (reading a patch
             is a memory-mapped copy; workers would take the cores from the model),
-            up to 4 on CUDA.
+            on CUDA the process's threads less one, at most 4.
         deterministic: deterministic algorithms (``torch.use_deterministic_algorithms``,
             no cuDNN autotuning).
 
     """
 
-    epochs: int = 20
-    batch_size: int = 16
+    epochs: int = 30
+    batch_size: int = 8
     lr: float = 0.002
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
     momentum: float = 0.9
     schedule: str = "onecycle"
-    patience: int = 5
+    patience: int = 10
     ce_weight: float = 1.0
     dice_weight: float = 0.5
     focal_gamma: float = 0.0
@@ -149,7 +152,13 @@ class TrainingConfig:
 
     def _check(self) -> None:
         def bad(key: str, accepted: str) -> ConfigError:
-            return ConfigError(f"training.{key}: got {getattr(self, key)!r}; use {accepted}.")
+            value = getattr(self, key)
+            hint = (
+                " (YAML reads 1e-3 as text: write 0.001 or 1.0e-3)"
+                if isinstance(value, str) and value[:1] in "0123456789.-+"
+                else ""
+            )
+            return ConfigError(f"training.{key}: got {value!r}; use {accepted}{hint}.")
 
         def is_int(v: object) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
@@ -492,6 +501,7 @@ def _log_file() -> str | None:
     return None
 
 
+@record  # a failing process's traceback reaches the launcher's error
 def _worker(args: dict[str, Any], log_file: str | None) -> dict[str, Any]:
     """One process of a launched distributed run: log into the rule's log, then train."""
     if log_file and os.environ.get("RANK") == "0":
@@ -605,24 +615,7 @@ def _fit(
         "device": dev.type,
         "world_size": world,
     }
-    fingerprint = hashlib.sha256(
-        json.dumps(
-            {
-                key: meta[key]
-                for key in (
-                    "model",
-                    "bands",
-                    "classes",
-                    "precision",
-                    "training",
-                    "seed",
-                    "world_size",
-                )
-            }
-            | {"index": data.index_sha256},
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()
+    fingerprint = _fingerprint(meta, data.index_sha256)
 
     # model, optimiser, schedule
     torch.manual_seed(seed)
@@ -647,7 +640,7 @@ def _fit(
         )
     batch_size = min(cfg.batch_size, per_rank)
     steps_per_epoch = per_rank // batch_size  # the last partial batch is dropped
-    optimizer = _optimizer(cfg, core)
+    optimizer = build_optimizer(cfg, core, dev)
     scheduler = _scheduler(cfg, optimizer, steps_per_epoch)
     scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
 
@@ -669,6 +662,7 @@ def _fit(
         "history": [],
     }
     resume_path = resume_dir / "last.pt"
+    stale = False
     if resume_path.exists():
         ckpt = load_checkpoint(resume_path, map_location="cpu")
         if ckpt.get("fingerprint") == fingerprint:
@@ -683,13 +677,14 @@ def _fit(
                 state[key] = ckpt[key]
             log.info("resuming from %s after epoch %d", resume_path, state["epoch"])
         else:
+            stale = True
             log.warning(
                 "%s was written with another configuration or patch index: starting afresh",
                 resume_path,
             )
-            if rank == 0:
-                shutil.rmtree(resume_dir)
-            _barrier(world)
+    _barrier(world)  # every rank has read the resume state before it may go
+    if stale and rank == 0:
+        shutil.rmtree(resume_dir)
 
     net: nn.Module = core
     if world > 1:
@@ -701,9 +696,8 @@ def _fit(
 
     num_workers = cfg.num_workers
     if num_workers == "auto":
-        num_workers = (
-            0 if dev.type != "cuda" else min(4, max(1, (os.cpu_count() or 2) // world - 1))
-        )
+        # the process's share of the job's threads, less one for the training loop
+        num_workers = 0 if dev.type != "cuda" else min(4, max(1, torch.get_num_threads() - 1))
     loader_kwargs: dict[str, Any] = {
         "num_workers": num_workers,
         "pin_memory": dev.type == "cuda",
@@ -799,14 +793,10 @@ def _fit(
         )
         if rank == 0:
             epoch_meta = meta | {"epoch": epoch, "val_miou": miou}
-            if improved:
+            if improved:  # named by epoch: last.pt below says which one is the best
                 save_checkpoint(
-                    resume_dir / "best.pt",
-                    {
-                        "state_dict": core.state_dict(),
-                        "meta": epoch_meta,
-                        "epoch": epoch,
-                    },
+                    _best_path(resume_dir, epoch),
+                    {"state_dict": core.state_dict(), "meta": epoch_meta, "epoch": epoch},
                 )
             save_checkpoint(
                 resume_path,
@@ -822,6 +812,9 @@ def _fit(
                     **state,
                 },
             )
+            for path in resume_dir.glob("best-*.pt"):  # older bests, or one a kill orphaned
+                if path != _best_path(resume_dir, state["best_epoch"]):
+                    path.unlink()
         _barrier(world)
 
     if rank == 0:
@@ -835,13 +828,34 @@ def _fit(
     }
 
 
-def _optimizer(cfg: TrainingConfig, model: nn.Module) -> torch.optim.Optimizer:
+def _best_path(resume_dir: Path, epoch: int | None) -> Path:
+    """The resume folder's best checkpoint of an epoch (``best-last.pt`` when none)."""
+    return resume_dir / ("best-last.pt" if epoch is None else f"best-{epoch:04d}.pt")
+
+
+def _fingerprint(meta: dict[str, Any], index_sha256: str) -> str:
+    """Identify what a resume state must match: config, seed, processes, patch index."""
+    keys = ("model", "bands", "classes", "precision", "seed", "world_size")
+    identity = {key: meta[key] for key in keys} | {"index": index_sha256}
+    identity["training"] = {k: v for k, v in meta["training"].items() if k not in NOT_STATE}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+def build_optimizer(
+    cfg: TrainingConfig, model: nn.Module, device: torch.device
+) -> torch.optim.Optimizer:
+    """Build the configured optimiser (fused Adam/AdamW kernels on CPU and CUDA).
+
+    The fused kernels update all parameters in one pass: about 4x faster than the
+    default on CPU, a quarter of a demo training step.
+    """
     params = model.parameters()
+    fused = True if device.type in ("cpu", "cuda") else None
     match cfg.optimizer:
         case "adam":
-            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
         case "adamw":
-            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
         case "sgd":
             return torch.optim.SGD(
                 params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -1008,17 +1022,17 @@ def _finalise(
     world: int,
 ) -> None:
     """Write the declared outputs from the resume folder, then remove it."""
-    best = resume_dir / "best.pt"
-    if not best.exists():  # validation never gave a finite mIoU: the last model is the best
+    best = _best_path(resume_dir, state["best_epoch"])
+    if state["best_epoch"] is None:  # validation never gave a finite mIoU
         log.warning("no finite validation mIoU in any epoch: best.pt is the last epoch's model")
         last = load_checkpoint(resume_dir / "last.pt")
         save_checkpoint(best, {k: last[k] for k in ("state_dict", "meta", "epoch")})
     with atomic_path(out_dir / "history.csv") as tmp:
         pd.DataFrame(state["history"]).to_csv(tmp, index=False)
     write_hardware_json(out_dir / "hardware.json", describe_hardware(dev, precision, seed, world))
-    for name in ("best.pt", "last.pt"):
+    for source, name in ((best, "best.pt"), (resume_dir / "last.pt", "last.pt")):
         with atomic_path(out_dir / name) as tmp:
-            shutil.copyfile(resume_dir / name, tmp)
+            shutil.copyfile(source, tmp)
     shutil.rmtree(resume_dir)
     log.info(
         "done: best val mIoU %s at epoch %s; wrote %s",

@@ -1,0 +1,156 @@
+"""Training efficiency: data-path efficiency and compute efficiency of a training step.
+
+Data-path efficiency: patches/s of training steps fed by the real pipeline (memory-mapped
+patch store, normalisation, dihedral augmentation, DataLoader) over patches/s of the same
+steps on a batch already in memory (same model, batch, threads). Goal >= 0.95 on CPU.
+
+Compute efficiency: GFLOP/s achieved by a training step (FLOPs of forward and backward
+counted by ``torch.utils.flop_counter``) over the machine's measured 3x3-convolution peak
+(the best of a few large convolutions). Goal >= 0.55.
+
+Usage (from the repository root, after the data half has run or on a synthetic store):
+    python bench/train_efficiency.py --threads 2
+    python bench/train_efficiency.py --synthetic 64 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
+
+from landcover.data import EpochSampler, PatchDataset, band_stats
+from landcover.hardware import cpu_model
+from landcover.losses import SegmentationLoss
+from landcover.model import build_model
+from landcover.training import TrainingConfig, build_optimizer
+
+
+def synthetic_store(root: Path, n: int, size: int, bands: int, classes: int) -> Path:
+    """Write a one-area patch store of ``n`` random patches; return its index."""
+    rng = np.random.default_rng(0)
+    (root / "synthetic").mkdir(parents=True)
+    np.save(root / "synthetic/images.npy", rng.random((n, bands, size, size), np.float32))
+    np.save(root / "synthetic/labels.npy", rng.integers(0, classes, (n, size, size), np.uint8))
+    table = pd.DataFrame({"area": "synthetic", "patch": np.arange(n), "split": "train"})
+    for k in range(classes):
+        table[f"count_{k}"] = size * size // classes
+    table.to_parquet(root / "index.parquet")
+    return root / "index.parquet"
+
+
+def conv_peak_gflops(threads: int, repeat: int = 5) -> float:
+    """Measure the best GFLOP/s of large 3x3 convolutions (forward) on this CPU."""
+    best = 0.0
+    for channels, side in ((64, 64), (128, 32), (256, 16)):
+        x = torch.randn(16, channels, side, side)
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        flops = 2 * 16 * channels * channels * 9 * side * side
+        with torch.no_grad():
+            conv(x)
+            for _ in range(repeat):
+                start = time.perf_counter()
+                conv(x)
+                best = max(best, flops / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def timed(step: Callable[[], None], batches: int) -> float:
+    """Seconds per call of ``step`` over ``batches`` calls after one warm-up call."""
+    step()
+    start = time.perf_counter()
+    for _ in range(batches):
+        step()
+    return (time.perf_counter() - start) / batches
+
+
+def main() -> None:
+    """Print data-path and compute efficiency of a training step."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patches-dir", default="results/patches")
+    parser.add_argument("--synthetic", type=int, default=0, help="use N synthetic patches")
+    parser.add_argument("--size", type=int, default=64, help="synthetic patch size")
+    parser.add_argument("--arch", default="unet")
+    parser.add_argument("--encoder", default="resnet18")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=10, help="timed batches per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.synthetic:
+            patches_dir = Path(tmp)
+            index = synthetic_store(patches_dir, args.synthetic, args.size, 10, 9)
+        else:
+            patches_dir = Path(args.patches_dir)
+            index = patches_dir / "index.parquet"
+        table = pd.read_parquet(index)
+        train = table[table["split"] == "train"].reset_index(drop=True)
+        n_classes = sum(c.startswith("count_") for c in table.columns)
+        mean, std = band_stats(patches_dir, train)
+        dataset = PatchDataset(patches_dir, train, mean, std)
+        sampler = EpochSampler(len(dataset), seed=0, augment=True)
+        loader = DataLoader(dataset, args.batch_size, sampler=sampler, drop_last=True)
+        images, labels, _ = next(iter(loader))
+        size, bands = images.shape[-1], images.shape[1]
+
+        model = build_model(args.arch, args.encoder, None, bands, n_classes).train()
+        loss_fn = SegmentationLoss([1.0] * n_classes)
+        optimizer = build_optimizer(TrainingConfig(), model, torch.device("cpu"))
+
+        def step(x: torch.Tensor, y: torch.Tensor) -> None:
+            loss, _ = loss_fn(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            epoch = 0
+            while True:
+                sampler.set_epoch(epoch)
+                for x, y, _ in loader:
+                    yield x, y
+                epoch += 1
+
+        stream = batches()
+        raw, pipeline = [], []
+        for _ in range(args.rounds):  # interleaved rounds: load on the machine hits both
+            raw.append(timed(lambda: step(images, labels), args.batches))
+            pipeline.append(timed(lambda: step(*next(stream)), args.batches))
+        raw_s, pipe_s = statistics.median(raw), statistics.median(pipeline)
+
+        with FlopCounterMode(display=False) as counter:
+            loss, _ = loss_fn(model(images), labels)
+            loss.backward()
+        step_gflops = counter.get_total_flops() / 1e9
+        peak = conv_peak_gflops(args.threads)
+
+    achieved = step_gflops / raw_s
+    print(f"cpu: {cpu_model()}, threads {args.threads}, precision fp32, torch {torch.__version__}")
+    print(
+        f"model {args.arch}/{args.encoder}, patch {size} px x {bands} bands, "
+        f"batch {args.batch_size}, {len(train)} train patches, fused AdamW"
+    )
+    print(f"raw loop (in-memory batch):  {args.batch_size / raw_s:8.1f} patches/s")
+    print(f"full pipeline (store+aug):   {args.batch_size / pipe_s:8.1f} patches/s")
+    print(f"data-path efficiency:        {raw_s / pipe_s:8.3f}  (goal >= 0.95)")
+    print(f"training step:               {step_gflops:8.2f} GFLOP, {achieved:.1f} GFLOP/s")
+    print(f"3x3 convolution peak:        {peak:8.1f} GFLOP/s")
+    print(f"compute efficiency:          {achieved / peak:8.3f}  (goal >= 0.55)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

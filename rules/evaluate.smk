@@ -1,0 +1,64 @@
+# Score the maps of the held-out areas (or blocks) per class.
+
+
+rule evaluate:
+    input:
+        maps=get_eval_maps,
+        labels=get_eval_labels,
+        index="results/patches/index.parquet",
+    output:
+        per_class=report(
+            "results/eval/{experiment}/{device}/per_class_iou.csv",
+            caption="../report/per_class_iou.rst",
+            category="Evaluation",
+            subcategory="{experiment}/{device}",
+            labels={"table": "per-class IoU"},
+        ),
+        metrics=report(
+            "results/eval/{experiment}/{device}/metrics.json",
+            caption="../report/metrics.rst",
+            category="Evaluation",
+            subcategory="{experiment}/{device}",
+            labels={"table": "metrics"},
+        ),
+        confusion="results/eval/{experiment}/{device}/confusion.csv",
+    log:
+        "logs/evaluate/{experiment}/{device}.log",
+    benchmark:
+        "benchmarks/evaluate/{experiment}/{device}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        classes=lookup(dpath="classes", within=config),
+        ignore_codes=lookup(dpath="ignore_codes", within=config),
+        areas=get_eval_areas(),
+        holdout=lookup(dpath="holdout", within=config),
+        evaluate=lookup(dpath="evaluate", within=config),
+    script:
+        "../scripts/evaluate.py"
+
+
+rule collect_leaderboard:
+    input:
+        metrics=get_all_metrics,
+    output:
+        table=report(
+            "results/experiments.csv",
+            caption="../report/leaderboard_table.rst",
+            category="Experiments",
+            labels={"table": "leaderboard"},
+        ),
+    log:
+        "logs/collect_leaderboard.log",
+    benchmark:
+        "benchmarks/collect_leaderboard.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+    script:
+        "../scripts/collect_leaderboard.py"

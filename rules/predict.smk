@@ -1,0 +1,26 @@
+# Map whole scenes with seamless sliding-window inference.
+
+
+rule predict_area:
+    input:
+        model="results/models/{experiment}/{device}/best.pt",
+        image="results/aligned/{area}/image.tif",
+    output:
+        # not in the report: a scene-sized COG would bloat the HTML; the figure shows it
+        map="results/maps/{experiment}/{device}/{area}.tif",
+    log:
+        "logs/predict_area/{experiment}/{device}/{area}.log",
+    benchmark:
+        "benchmarks/predict_area/{experiment}/{device}/{area}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=3000,
+        gpu=get_gpus,
+    params:
+        classes=lookup(dpath="classes", within=config),
+        ignore_codes=lookup(dpath="ignore_codes", within=config),
+        predict=lookup(dpath="predict", within=config),
+    script:
+        "../scripts/predict_area.py"
