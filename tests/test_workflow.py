@@ -130,7 +130,11 @@ def test_rerunning_the_evaluation_target_runs_only_the_evaluation(workdir):
     assert "evaluate" in jobs
     assert not any(rule in jobs for rule in ("train_model", "predict_area", "align_area"))
     # a changed evaluation parameter reruns only the evaluation too
-    run = snakemake(workdir, "per_class_iou", "-n", "--config", "evaluate={kl_patch: 16}")
+    config = yaml.safe_load((workdir / "config.yaml").read_text())
+    config["evaluate"] = {"kl_patch": 16}
+    (workdir / "kl16.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(workdir, "per_class_iou", "-n", config="kl16.yaml")
+    assert run.returncode == 0, run.stderr[-3000:]
     jobs = run.stdout.split("Job stats:")[1].split("total")[0]
     assert "evaluate" in jobs and "predict_area" not in jobs and "train_model" not in jobs
 
