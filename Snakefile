@@ -6,7 +6,11 @@ from snakemake.utils import min_version
 min_version("9.1")
 
 
-configfile: "config/config.yaml"
+# The demo default, unless a config is given: Snakemake would merge a --configfile into
+# this one (adding the demo areas to yours), so it is only read when none is given.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "report/workflow.rst"

@@ -4,7 +4,7 @@ from landcover.runtime import configure_logging
 from landcover.training import train_model
 
 configure_logging(snakemake.log[0])
-device = snakemake.wildcards.device
+cuda = snakemake.wildcards.device == "cuda"
 train_model(
     patches_dir=Path(snakemake.input.index).parent,
     index=snakemake.input.index,
@@ -14,9 +14,8 @@ train_model(
     classes=snakemake.params.classes,
     model=snakemake.params.model,
     training=snakemake.params.training,
-    device=device,
+    device=snakemake.wildcards.device,
     threads=snakemake.threads,
     seed=snakemake.params.seed,
-    # gpu=N on a CUDA job: N DistributedDataParallel processes, started by train_model
-    processes=snakemake.resources.get("gpu", 1) if device == "cuda" else 1,
+    processes=snakemake.resources.gpu if cuda else 1,  # gpu=N: N DDP processes
 )

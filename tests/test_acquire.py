@@ -8,11 +8,8 @@ the real 1/12000 degree grid, and a static STAC catalog of band GeoTIFFs (10 m a
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
 import logging
-import threading
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import pystac
 import pytest
 import rasterio
 from affine import Affine
+from http_server import serve
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
@@ -182,39 +180,14 @@ def test_labels_corrupt_tile(bucket: Path, tmp_path: Path) -> None:
     assert list(tmp_path.glob("*.tif")) == []  # no temporary left either
 
 
-class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """A static file server that answers byte-range requests, as S3 does."""
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        header = self.headers.get("Range")
-        path = Path(self.translate_path(self.path))
-        if not header or not path.is_file():
-            return super().do_GET()
-        data = path.read_bytes()
-        start, _, end = header.removeprefix("bytes=").partition("-")
-        start, end = int(start), min(int(end or len(data) - 1), len(data) - 1)
-        self.send_response(206)
-        self.send_header("Content-Type", "image/tiff")
-        self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.send_header("Content-Length", str(end - start + 1))
-        self.end_headers()
-        self.wfile.write(data[start : end + 1])
-
-
 @pytest.fixture
 def http_root(bucket: Path, monkeypatch):
+    """The bucket served on 127.0.0.1 (tests/http_server.py: byte ranges, as S3)."""
     for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
-    handler = partial(RangeHandler, directory=str(bucket))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.01")
+    with serve(bucket) as server:
+        yield server.url()
 
 
 def test_labels_over_http_skip_404(bucket: Path, http_root: str, tmp_path: Path) -> None:
@@ -240,6 +213,7 @@ def test_labels_local_any_crs(tmp_path: Path) -> None:
     acquire_labels("delta", BORDER_BBOX, "local", str(src), "v200", out)
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32628
+        assert ds.dtypes[0] == "uint8" and ds.nodata == 0  # written as uint8
         window = ds.window(*ds.bounds)
         data, transform = ds.read(1), ds.transform
         assert data.shape[0] < grid.height and data.shape[1] < grid.width
@@ -247,6 +221,75 @@ def test_labels_local_any_crs(tmp_path: Path) -> None:
     row = round((grid.transform.f - transform.f) / 30)
     assert window.width == data.shape[1]
     np.testing.assert_array_equal(data, codes[row : row + data.shape[0], col : col + data.shape[1]])
+
+
+def write_local_labels(path: Path, codes: np.ndarray, nodata: float | None) -> None:
+    grid = area_grid((-16.52, 14.98, -16.46, 15.04), 30)
+    values = np.resize(codes, grid.shape).astype(codes.dtype)
+    with rasterio.open(
+        path, "w", driver="GTiff", dtype=codes.dtype, count=1, nodata=nodata, **grid.profile()
+    ) as dst:
+        dst.write(values, 1)
+
+
+def test_labels_local_codes_above_255_are_an_error(tmp_path: Path) -> None:
+    src = tmp_path / "my_labels.tif"
+    write_local_labels(src, np.array([1, 2, 300], dtype=np.uint16), nodata=0)
+    out = tmp_path / "raw" / "labels.tif"
+    with pytest.raises(DataError, match=r"Area 'delta'.*my_labels\.tif.*\[300\].*0\.\.255"):
+        acquire_labels("delta", BORDER_BBOX, "local", str(src), "v200", out)
+    assert not out.exists() and not any(out.parent.glob("*"))
+
+
+def test_labels_local_wide_nodata_becomes_uint8(tmp_path: Path) -> None:
+    """A uint16 file with nodata 65535: codes kept, nodata 0 (255 when 0 is a code)."""
+    src = tmp_path / "my_labels.tif"
+    write_local_labels(src, np.array([1, 65535, 200], dtype=np.uint16), nodata=65535)
+    out = tmp_path / "labels.tif"
+    acquire_labels("delta", BORDER_BBOX, "local", str(src), "v200", out)
+    with rasterio.open(out) as ds:
+        assert ds.dtypes[0] == "uint8" and ds.nodata == 0
+        assert set(np.unique(ds.read(1))) == {0, 1, 200}
+
+
+@pytest.mark.parametrize(
+    ("codes", "nodata", "expected", "expected_nodata"),
+    [
+        (np.array([10, 0, 95], np.uint8), 0, [10, 0, 95], 0),
+        (np.array([10, 7, 95], np.int32), 7, [10, 7, 95], 7),
+        (np.array([0, 65535, 95], np.uint16), 65535, [0, 255, 95], 255),
+        (np.array([3, -1, 4], np.int16), -1, [3, 0, 4], 0),
+        (np.array([3.0, np.nan, 4.0]), np.nan, [3, 0, 4], 0),
+        (np.array([3, 0, 4], np.uint16), None, [3, 0, 4], 0),
+    ],
+)
+def test_label_codes_uint8(codes, nodata, expected, expected_nodata) -> None:
+    out, out_nodata = acq.label_codes_uint8(codes, nodata, "labels")
+    assert out.dtype == np.uint8 and out.tolist() == expected and out_nodata == expected_nodata
+
+
+@pytest.mark.parametrize(
+    ("codes", "nodata", "message"),
+    [
+        (np.array([1, 256]), 0, r"\[256\]"),
+        (np.array([1, -3]), 0, r"\[-3\]"),
+        (np.array([1.5, 2.0]), 0, r"\[1\.5\]"),
+        (np.array([0, 255, 5, 65535]), 65535, "both 0 and 255"),
+    ],
+)
+def test_label_codes_uint8_rejects(codes, nodata, message) -> None:
+    with pytest.raises(DataError, match=rf"my\.tif.*{message}"):
+        acq.label_codes_uint8(codes, nodata, "Area 'a', labels my.tif")
+
+
+def test_clip_window() -> None:
+    from rasterio.windows import Window
+
+    inner, row, col = acq.clip_window(Window(-2, 5, 10, 10), width=6, height=100)
+    assert (inner.col_off, inner.row_off, inner.width, inner.height, row, col) == (
+        0, 5, 6, 10, 0, 2
+    )  # fmt: skip
+    assert acq.clip_window(Window(10, 0, 5, 5), width=6, height=6) is None
 
 
 # --------------------------------------------------------------------------- Sentinel-2
@@ -496,35 +539,6 @@ def test_corrupt_asset_names_the_href(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"d2/B05\.tif"):
         acquire_imagery("delta", S2_BBOX, "demo", root, out=out, **IMAGERY)
     assert not out.exists()
-
-
-def test_stac_api_search(stac_bucket: Path, tmp_path: Path, monkeypatch) -> None:
-    """kind 'stac' asks the API for the collection, bbox, dates and cloud cover."""
-    catalog = pystac.Catalog.from_file(str(stac_bucket / "stac" / "catalog.json"))
-    items = list(catalog.get_items(recursive=True))
-    calls = {}
-
-    class FakeClient:
-        def search(self, **kwargs):
-            calls.update(kwargs)
-            return type("Search", (), {"items": lambda self: iter(items)})()
-
-    def fake_open(url: str):
-        calls["url"] = url
-        return FakeClient()
-
-    monkeypatch.setattr(acq.pystac_client.Client, "open", staticmethod(fake_open))
-    out = tmp_path / "imagery.tif"
-    url = "https://earth-search.example/v1"
-    acquire_imagery("delta", S2_BBOX, "stac", url, out=out, **IMAGERY)
-    assert calls["url"] == url
-    assert calls["collections"] == ["sentinel-2-l2a"]
-    assert calls["bbox"] == list(S2_BBOX)
-    assert calls["datetime"] == "2024-01-01/2024-03-31"
-    assert calls["query"] == {"eo:cloud_cover": {"lte": 70}}
-    with rasterio.open(out) as ds:
-        assert json.loads(ds.tags()["items"]) == ["d1_applied", "d2", "d3_cloudy"]
-        assert ds.tags()["source"].startswith(f"STAC API {url}")
 
 
 def test_unknown_band_is_a_config_error(stac_bucket: Path, tmp_path: Path) -> None:

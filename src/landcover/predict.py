@@ -21,8 +21,10 @@ that maps ``(batch, bands, h, w)`` to class scores ``(batch, classes, h, w)``;
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,6 +60,13 @@ CONFIDENCE_NODATA = 255
 
 BLOCKSIZE = 256
 """Tile size of the intermediate GeoTIFF and of the COG."""
+
+GDAL_CACHE_MB = 64
+"""GDAL's block cache while mapping, MB, unless ``GDAL_CACHEMAX`` is set in the environment.
+
+GDAL's default (5 % of the RAM) lets windowed reads and the COG conversion fill memory
+in proportion to the scene; 64 MB holds the blocks of a batch of windows of a 10-band
+image (about 40 MB)."""
 
 Reader = Callable[[Window], np.ndarray]
 """Reads ``(bands, h, w)`` float32 reflectance (NaN = nodata) for a window inside the scene."""
@@ -219,86 +228,146 @@ def colormap(classes: ClassMap, values: Values) -> dict[int, tuple[int, int, int
 
 
 class StripAccumulator:
-    """Weighted probability sums for one strip (row of windows) of a scene.
+    """Weighted probability sums of one strip (row of windows), a column chunk at a time.
 
-    Its arrays are ``(classes, window, width)``: their size depends on the window and
-    the scene's width, never on the scene's height.
+    Windows are added strip by strip, left to right. The accumulator holds the sums of
+    the current chunk of the strip (``classes x window x span``, ``span`` being the
+    columns of one batch of windows) and, across the scene's width, the sums of the
+    rows that the next strip shares with this one (``classes x carry x width``, ``carry``
+    the rows two strips share, usually the overlap). Neither depends on the scene's
+    height, and only the carried rows (not the window) grow with its width.
+
+    Use: :meth:`start` a strip, :meth:`add` the windows of a batch, :meth:`finish` the
+    columns no later window of the strip touches, and so on to the scene's right edge.
 
     Attributes:
-        top: scene row of the accumulator's first row.
-        probs: weighted sums of class probabilities.
-        weights: sums of weights.
-        valid: whether the input pixel holds data (all bands finite).
+        top: scene row of the current strip.
+        left: scene column of the chunk's first column.
+        probs: weighted sums of class probabilities of the chunk.
+        weights: sums of weights of the chunk.
+        valid: whether the input pixel holds data (all bands finite), in the chunk.
+        carry_probs: sums from earlier strips of the rows shared with the next strip.
+        carry_weights: the weights of those sums.
 
     """
 
-    def __init__(self, n_classes: int, window: int, width: int, height: int) -> None:
+    def __init__(
+        self,
+        n_classes: int,
+        window: int,
+        width: int,
+        height: int,
+        span: int | None = None,
+        carry: int | None = None,
+    ) -> None:
         """Allocate the buffers.
 
         Args:
             n_classes: number of classes.
-            window: window size (px); rows of the buffer.
+            window: window size (px); rows of the chunk.
             width: scene width (px).
             height: scene height (px); only bounds the last strip, not the buffers.
+            span: columns of the chunk (the widest batch of windows); the scene's width
+                by default.
+            carry: most rows two consecutive strips share; ``window`` by default.
 
         """
-        self.height = height
-        self.top = 0
-        self.probs = np.zeros((n_classes, window, width), dtype=np.float32)
-        self.weights = np.zeros((window, width), dtype=np.float32)
-        self.valid = np.zeros((window, width), dtype=bool)
+        span = width if span is None else min(span, width)
+        carry = window if carry is None else min(carry, window)
+        self.window, self.width, self.height = window, width, height
+        self.top = self.left = self.next = 0
+        self.carried = self.carrying = 0
+        self.probs = np.zeros((n_classes, window, span), dtype=np.float32)
+        self.weights = np.zeros((window, span), dtype=np.float32)
+        self.valid = np.zeros((window, span), dtype=bool)
+        self.carry_probs = np.zeros((n_classes, carry, width), dtype=np.float32)
+        self.carry_weights = np.zeros((carry, width), dtype=np.float32)
+
+    def start(self, row: int, next_row: int) -> None:
+        """Begin the strip of windows at scene row ``row``, at the scene's left edge.
+
+        Args:
+            row: first row of the strip's windows; the previous strip's ``next_row``.
+            next_row: first row of the next strip (the scene's height for the last):
+                rows ``[row, next_row)`` are finished by this strip, later ones are
+                carried into the next.
+
+        """
+        if row != self.next or not row < next_row <= self.height:
+            raise ValueError(f"strip rows [{row}, {next_row}) do not follow row {self.next}")
+        if self.left not in (0, self.width):
+            raise ValueError(f"the strip at row {self.top} is unfinished at column {self.left}")
+        carrying = max(0, min(row + self.window, self.height) - next_row)
+        if carrying > self.carry_weights.shape[0]:
+            raise ValueError(f"strips at rows {row} and {next_row} share more rows than carried")
+        self.carried, self.carrying = self.carrying, carrying
+        self.top, self.next, self.left = row, next_row, 0
 
     def add(
         self, probs: np.ndarray, weights: np.ndarray, valid: np.ndarray, row: int, col: int
     ) -> None:
         """Add one window's probabilities ``(K, h, w)`` at scene offset ``(row, col)``."""
-        r = row - self.top
         h, w = probs.shape[-2:]
-        if r < 0 or r + h > self.weights.shape[0]:
-            raise ValueError(f"window at row {row} lies outside the strip starting at {self.top}")
-        self.probs[:, r : r + h, col : col + w] += probs * weights
-        self.weights[r : r + h, col : col + w] += weights
-        self.valid[r : r + h, col : col + w] = valid
+        c = col - self.left
+        if row != self.top or h > self.weights.shape[0]:
+            raise ValueError(f"window at row {row} lies outside the strip at row {self.top}")
+        if c < 0 or c + w > self.weights.shape[1]:
+            raise ValueError(f"window at column {col} lies outside the chunk at {self.left}")
+        self.probs[:, :h, c : c + w] += probs * weights
+        self.weights[:h, c : c + w] += weights
+        self.valid[:h, c : c + w] = valid
 
-    def advance(self, row: int) -> tuple[int, np.ndarray, np.ndarray]:
-        """Hand back the finished rows ``[top, row)`` and move the strip to start at ``row``.
+    def finish(self, col: int) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """Hand back the finished part of columns ``[left, col)`` and move the chunk to ``col``.
+
+        The rows carried from earlier strips are added to those columns, the rows shared
+        with the next strip are carried, and the strip's own rows are normalised.
 
         Returns:
-            (first scene row, normalised probabilities ``(K, n, width)``, valid ``(n, width)``).
+            (first scene row, first scene column, normalised probabilities ``(K, n, w)``,
+            valid ``(n, w)``).
 
         """
-        n = min(row, self.height) - self.top
-        if not 0 <= n <= self.weights.shape[0]:
-            raise ValueError(f"cannot move the strip from row {self.top} to row {row}")
-        probs = self.probs[:, :n] / np.maximum(self.weights[:n], np.finfo(np.float32).tiny)
-        valid = self.valid[:n].copy()
-        top = self.top
-        keep = self.weights.shape[0] - n
-        # shift the unfinished rows up (NumPy copies overlapping views safely), clear the rest
-        self.probs[:, :keep] = self.probs[:, n:]
-        self.weights[:keep] = self.weights[n:]
-        self.valid[:keep] = self.valid[n:]
-        self.probs[:, keep:] = 0
-        self.weights[keep:] = 0
-        self.valid[keep:] = False
-        self.top = row
-        return top, probs, valid
+        a, b = self.left, col - self.left
+        span = self.weights.shape[1]
+        if not 0 <= b <= span or col > self.width:
+            raise ValueError(f"cannot finish columns [{a}, {col}) of a chunk of {span}")
+        n, cin, cout = self.next - self.top, self.carried, self.carrying
+        probs, weights = self.probs[:, :, :b], self.weights[:, :b]
+        probs[:, :cin] += self.carry_probs[:, :cin, a:col]
+        weights[:cin] += self.carry_weights[:cin, a:col]
+        self.carry_probs[:, :cout, a:col] = probs[:, n : n + cout]
+        self.carry_weights[:cout, a:col] = weights[n : n + cout]
+        out = probs[:, :n] / np.maximum(weights[:n], np.finfo(np.float32).tiny)
+        valid = self.valid[:n, :b].copy()
+        # shift the unfinished columns left (NumPy copies overlapping views safely), clear the rest
+        keep = span - b
+        self.probs[:, :, :keep] = self.probs[:, :, b:]
+        self.weights[:, :keep] = self.weights[:, b:]
+        self.valid[:, :keep] = self.valid[:, b:]
+        self.probs[:, :, keep:] = 0
+        self.weights[:, keep:] = 0
+        self.valid[:, keep:] = False
+        self.left = col
+        return self.top, a, out, valid
 
 
 @dataclass(frozen=True)
 class Strip:
-    """Finished rows of a scene's prediction.
+    """Finished pixels of a scene's prediction: whole rows, or a block of columns of them.
 
     Attributes:
         row: scene row of the first row.
-        probs: class probabilities ``(K, h, width)``, float32.
-        valid: ``(h, width)``, True where the input holds data.
+        probs: class probabilities ``(K, h, w)``, float32.
+        valid: ``(h, w)``, True where the input holds data.
+        col: scene column of the first column (0 for whole rows).
 
     """
 
     row: int
     probs: np.ndarray
     valid: np.ndarray
+    col: int = 0
 
 
 def run_model(
@@ -324,7 +393,25 @@ def run_model(
     return torch.softmax(scores.float(), dim=1).cpu().numpy()
 
 
-def iter_probability_strips(
+def chunk_shape(
+    shape: tuple[int, int], window: int, overlap: int, batch_size: int
+) -> tuple[int, int]:
+    """Return ``(span, carry)`` of a scene's :class:`StripAccumulator`.
+
+    ``span`` is the columns of the widest batch of ``batch_size`` windows of a strip,
+    ``carry`` the most rows two consecutive strips share (the overlap, or more where the
+    last strip is shifted inwards to end on the scene's edge).
+    """
+    height, width = shape
+    rows = window_starts(height, window, overlap)
+    cols = window_starts(width, window, overlap)
+    groups = [cols[i : i + batch_size] for i in range(0, len(cols), max(1, batch_size))]
+    span = max(min(g[-1] + window, width) - g[0] for g in groups)
+    carry = max([min(r + window, height) - n for r, n in itertools.pairwise(rows)], default=0)
+    return span, carry
+
+
+def iter_probability_blocks(
     read: Reader,
     shape: tuple[int, int],
     model: torch.nn.Module,
@@ -340,7 +427,13 @@ def iter_probability_strips(
     floor: float = 1e-3,
     progress: bool | None = None,
 ) -> Iterator[Strip]:
-    """Predict a scene window by window and yield its finished rows, top to bottom.
+    """Predict a scene window by window and yield its finished blocks in row-major order.
+
+    Each strip of windows is processed in batches of ``batch_size`` windows, left to
+    right; after each batch the columns that no later window of the strip touches are
+    finished, so a block spans the rows the strip finishes and about one batch of
+    windows' columns. Memory depends on the batch, and on the width only through the
+    rows that consecutive strips share (see :class:`StripAccumulator`).
 
     Args:
         read: reads ``(bands, h, w)`` float32 reflectance for a window inside the scene.
@@ -359,12 +452,17 @@ def iter_probability_strips(
         progress: tqdm bar; ``None`` shows it on a terminal only.
 
     Yields:
-        :class:`Strip` objects that together cover every row exactly once.
+        :class:`Strip` blocks that together cover every pixel exactly once, row by row
+        of blocks, each row of blocks left to right.
 
     """
     height, width = shape
     device = torch.device(device)
     dtype = torch_dtype(precision)
+    if batch_size < 1:
+        raise ConfigError(
+            f"predict: batch_size={batch_size} is invalid; set `predict: batch_size` >= 1."
+        )
     mean_arr = np.asarray(mean, dtype=np.float32)
     std_arr = np.asarray(std, dtype=np.float32)
     if (std_arr <= 0).any() or not np.isfinite(std_arr).all():
@@ -372,7 +470,11 @@ def iter_probability_strips(
     weights = blend_weights(window, overlap, floor)
     rows = window_starts(height, window, overlap)
     cols = window_starts(width, window, overlap)
-    acc = StripAccumulator(n_classes, window, width, height)
+    groups = [cols[i : i + batch_size] for i in range(0, len(cols), batch_size)]
+    ends = [g[0] for g in groups[1:]] + [width]  # a batch finishes the columns up to here
+    acc = StripAccumulator(
+        n_classes, window, width, height, *chunk_shape(shape, window, overlap, batch_size)
+    )
     bar = tqdm(
         total=len(rows) * len(cols),
         unit="window",
@@ -381,13 +483,10 @@ def iter_probability_strips(
         desc="predict",
     )
     with bar:
-        for row in rows:
-            top, probs, valid = acc.advance(row)
-            if probs.shape[1]:
-                yield Strip(top, probs, valid)
+        for row, next_row in zip(rows, [*rows[1:], height], strict=True):
+            acc.start(row, next_row)
             h = min(window, height - row)
-            for first in range(0, len(cols), batch_size):
-                group = cols[first : first + batch_size]
+            for group, end in zip(groups, ends, strict=True):
                 left = group[0]
                 span = min(group[-1] + window, width) - left
                 pixels = read(Window(left, row, span, h)).astype(np.float32, copy=False)
@@ -398,9 +497,9 @@ def iter_probability_strips(
                     )
                 ok = np.isfinite(pixels).all(axis=0)
                 x = normalise(pixels, mean_arr, std_arr)
-                batch = np.stack(
-                    [pad_to(x[:, :, c - left : c - left + window], window, window) for c in group]
-                )
+                batch = np.empty((len(group), len(mean_arr), window, window), dtype=np.float32)
+                for k, c in enumerate(group):
+                    batch[k] = pad_to(x[:, :, c - left : c - left + window], window, window)
                 out = run_model(model, batch, device, dtype)
                 if out.shape[1] != n_classes:
                     raise DataError(
@@ -416,10 +515,73 @@ def iter_probability_strips(
                         row,
                         c,
                     )
+                top, first, probs, valid = acc.finish(end)
+                if probs.shape[2]:
+                    yield Strip(top, probs, valid, first)
                 bar.update(len(group))
-        top, probs, valid = acc.advance(height)
-        if probs.shape[1]:
-            yield Strip(top, probs, valid)
+
+
+def iter_probability_strips(
+    read: Reader,
+    shape: tuple[int, int],
+    model: torch.nn.Module,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    n_classes: int,
+    window: int = 256,
+    overlap: int = 64,
+    batch_size: int = 8,
+    device: torch.device | str = "cpu",
+    precision: str | None = None,
+    floor: float = 1e-3,
+    progress: bool | None = None,
+) -> Iterator[Strip]:
+    """Predict a scene window by window and yield its finished rows, top to bottom.
+
+    The blocks of :func:`iter_probability_blocks` (same arguments) joined into whole
+    rows: a strip's probabilities are ``(K, rows, width)`` float32, so mapping wide
+    scenes is better done with the blocks (as :func:`predict_scene` does).
+
+    Yields:
+        :class:`Strip` objects that together cover every row exactly once.
+
+    """
+    blocks = iter_probability_blocks(
+        read,
+        shape,
+        model,
+        mean,
+        std,
+        n_classes=n_classes,
+        window=window,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        floor=floor,
+        progress=progress,
+    )
+    pending: list[Strip] = []
+    for block in blocks:
+        if pending and block.row != pending[0].row:
+            yield _join(pending)
+            pending = []
+        pending.append(block)
+    if pending:
+        yield _join(pending)
+
+
+def _join(blocks: list[Strip]) -> Strip:
+    """Join blocks of the same rows, left to right, into one strip."""
+    if len(blocks) == 1:
+        return blocks[0]
+    return Strip(
+        blocks[0].row,
+        np.concatenate([b.probs for b in blocks], axis=2),
+        np.concatenate([b.valid for b in blocks], axis=1),
+        blocks[0].col,
+    )
 
 
 def predict_array(
@@ -485,6 +647,55 @@ def _tiled_profile(src: rasterio.DatasetReader, nodata: int) -> dict[str, object
         "compress": "deflate",
         "BIGTIFF": "IF_SAFER",
     }
+
+
+class TileRowWriter:
+    """Collect blocks of a one-band uint8 raster and write them a row of tiles at a time.
+
+    Blocks arrive in row-major order (:func:`iter_probability_blocks`); rows are written
+    once every tile they touch is complete, so GDAL compresses each tile once instead of
+    caching partly written tiles or writing them twice. Holds ``BLOCKSIZE + rows`` rows
+    of the scene's width (a few MB for 20000 px).
+    """
+
+    def __init__(self, dst: rasterio.io.DatasetWriter, rows: int) -> None:
+        """Prepare a buffer for up to ``rows`` rows of finished blocks past a row of tiles.
+
+        Args:
+            dst: the open raster (band 1 is written).
+            rows: the most rows a block spans (the window).
+
+        """
+        self.dst = dst
+        self.buffer = np.zeros((BLOCKSIZE + rows, dst.width), dtype=np.uint8)
+        self.top = 0  # scene row of the buffer's first row
+        self.done = 0  # buffer rows whose every column has arrived
+
+    def add(self, values: np.ndarray, row: int, col: int) -> None:
+        """Place a block ``(h, w)`` at scene offset ``(row, col)``; flush finished tiles."""
+        h, w = values.shape
+        r = row - self.top
+        if r != self.done or r + h > self.buffer.shape[0]:
+            raise ValueError(f"block at row {row} does not follow row {self.top + self.done}")
+        self.buffer[r : r + h, col : col + w] = values
+        if col + w == self.dst.width:  # the block ends these rows
+            self.done = r + h
+            self.flush(self.done // BLOCKSIZE * BLOCKSIZE)
+
+    def flush(self, n: int | None = None) -> None:
+        """Write the first ``n`` finished rows (all of them by default)."""
+        n = self.done if n is None else n
+        if n <= 0:
+            return
+        self.dst.write(self.buffer[:n], 1, window=Window(0, self.top, self.dst.width, n))
+        keep = self.done - n
+        self.buffer[:keep] = self.buffer[n : self.done]
+        self.top, self.done = self.top + n, keep
+
+
+def gdal_cache_env() -> dict[str, object]:
+    """GDAL options bounding the block cache (see :data:`GDAL_CACHE_MB`)."""
+    return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
 
 
 def to_cog(src: Path, dst: Path, resampling: str = "mode") -> None:
@@ -590,7 +801,7 @@ def predict_scene(
         "software": f"landcover {__version__}",
         **{k: str(v) for k, v in (tags or {}).items()},
     }
-    with open_raster(image, "aligned image") as src:
+    with rasterio.Env(**gdal_cache_env()), open_raster(image, "aligned image") as src:
         indexes = band_indexes(src.descriptions, bands, str(image))
 
         def read(win: Window) -> np.ndarray:
@@ -611,14 +822,16 @@ def predict_scene(
                 dst.write_colormap(1, colormap(classes, values))
                 dst.set_band_description(1, "class")
                 dst.update_tags(**all_tags)
-                cdst = None
+                maps = TileRowWriter(dst, window)
+                confs = None
                 if confidence:
                     cdst = writers.enter_context(
                         rasterio.open(tmp_conf, "w", **_tiled_profile(src, CONFIDENCE_NODATA))
                     )
                     cdst.set_band_description(1, "confidence (max class probability, %)")
                     cdst.update_tags(**{**all_tags, "units": "percent"})
-                strips = iter_probability_strips(
+                    confs = TileRowWriter(cdst, window)
+                blocks = iter_probability_blocks(
                     read,
                     (src.height, src.width),
                     model,
@@ -632,12 +845,14 @@ def predict_scene(
                     precision=precision,
                     progress=progress,
                 )
-                for strip in strips:
-                    vals, conf = labels_from_probs(strip.probs, strip.valid, table, nodata)
-                    win = Window(0, strip.row, src.width, vals.shape[0])
-                    dst.write(vals, 1, window=win)
-                    if cdst is not None:
-                        cdst.write(conf, 1, window=win)
+                for block in blocks:
+                    vals, conf = labels_from_probs(block.probs, block.valid, table, nodata)
+                    maps.add(vals, block.row, block.col)
+                    if confs is not None:
+                        confs.add(conf, block.row, block.col)
+                maps.flush()
+                if confs is not None:
+                    confs.flush()
             to_cog(tmp_map, final, resampling="mode")
             if confidence:
                 with atomic_path(confidence) as conf_final:
@@ -718,6 +933,14 @@ def predict_area(
     )
 
 
-def strip_memory_bytes(n_classes: int, window: int, width: int) -> int:
-    """Bytes held by a :class:`StripAccumulator` (for logs and the benchmark)."""
-    return n_classes * window * width * 4 + window * width * 5
+def strip_memory_bytes(
+    n_classes: int, window: int, width: int, span: int | None = None, carry: int | None = None
+) -> int:
+    """Bytes held by a :class:`StripAccumulator` (for logs and the benchmark).
+
+    ``span`` and ``carry`` as in :func:`chunk_shape`; by default the scene's width and
+    the window (the most they can be).
+    """
+    span = width if span is None else min(span, width)
+    carry = window if carry is None else min(carry, window)
+    return n_classes * window * span * 4 + window * span * 5 + (n_classes + 1) * carry * width * 4

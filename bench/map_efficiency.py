@@ -1,0 +1,323 @@
+"""Mapping efficiency: throughput of full-scene mapping, and its peak memory on large scenes.
+
+Throughput: windows/s of :func:`landcover.predict.predict_scene` on a scene written to disk
+(read, normalise, batch, forward, softmax, blend, write, COG) over windows/s of a raw loop of
+forward passes of the same model on in-memory tensors, with the same windows in the same
+batches (one batch per group of ``batch`` windows of a strip) and the same threads. The
+overlap is accounted for by counting windows, not scene pixels. Goal >= 0.9 on CPU.
+
+Memory: peak resident memory (``VmHWM``) of a fresh process that maps a large scene
+(20000 x 20000 px by default) and a 5000 x 5000 px one. Goal: <= 1.5 GB, and the large
+scene's peak within 20 % of the small scene's. These runs measure the mapper (strip
+accumulation, windowed reads and writes, the COG conversion), not the network: they use a
+tiny convolutional net (``--memory-model conv``: two 3x3 convolutions) so that 20000^2 px
+map in minutes on a CPU; ``--memory-model tu-mobilenetv3_small_050`` uses a small smp
+U-Net. The synthetic input is laid out as an aligned image (float32, 256 px tiles, band
+interleaved, deflate) with ``--memory-bands`` bands (3 by default: 10 bands of 20000^2 px
+would be 16 GB uncompressed) holding a blocky pattern that deflate shrinks a hundredfold,
+so writing and reading it is cheap; it is written 512 rows at a time. The throughput
+scene holds random DN-like reflectance, as incompressible as real imagery.
+
+Usage (from the repository root):
+    python bench/map_efficiency.py --threads 2
+    python bench/map_efficiency.py --skip-memory --encoder resnet34
+    python bench/map_efficiency.py --skip-throughput --large 20000 --small 5000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from affine import Affine
+
+from landcover.align import GTIFF_OPTIONS
+from landcover.classes import ClassMap
+from landcover.hardware import cpu_model
+from landcover.predict import chunk_shape, predict_scene, strip_memory_bytes, window_starts
+
+PALETTE = ["#006400", "#ffbb22", "#ffff4c", "#f096ff", "#fa0000", "#b4b4b4", "#0064c8"]
+
+
+def class_map(n_classes: int) -> ClassMap:
+    """A class map of ``n_classes`` classes with codes 10, 20, ... (as WorldCover's)."""
+    return ClassMap.from_config(
+        [
+            {"name": f"class{k}", "codes": [10 * (k + 1)], "colour": PALETTE[k % len(PALETTE)]}
+            for k in range(n_classes)
+        ]
+    )
+
+
+def tiny_net(bands: int, n_classes: int) -> torch.nn.Module:
+    """Two 3x3 convolutions: cheap enough to map 20000^2 px on a CPU."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(bands, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, n_classes, 3, padding=1),
+    ).eval()
+
+
+def unet(arch: str, encoder: str, bands: int, n_classes: int) -> torch.nn.Module:
+    """An smp model with random weights (the import of smp and timm happens here)."""
+    from landcover.model import build_model  # here: the conv runs do without smp and timm
+
+    torch.manual_seed(0)
+    return build_model(arch, encoder, None, bands, n_classes).eval()
+
+
+def memory_model(name: str, bands: int, n_classes: int) -> torch.nn.Module:
+    """The net of the memory runs: ``conv`` (:func:`tiny_net`) or a U-Net with encoder ``name``."""
+    return tiny_net(bands, n_classes) if name == "conv" else unet("unet", name, bands, n_classes)
+
+
+def write_scene(
+    path: Path, height: int, width: int, bands: int, *, noise: bool = False, rows: int = 512
+) -> Path:
+    """Write a synthetic aligned image (float32, NaN nodata), ``rows`` rows at a time.
+
+    By default the pattern is blocky (a few distinct values per band), so that deflate
+    shrinks it a hundredfold and the map holds several classes; with ``noise`` the
+    values are random reflectance on the DN grid (``DN * 1e-4 - 0.1``). A 300 px square
+    in the upper left is nodata.
+    """
+    profile = {
+        **GTIFF_OPTIONS,
+        "dtype": "float32",
+        "count": bands,
+        "height": height,
+        "width": width,
+        "crs": "EPSG:32631",
+        "transform": Affine(10, 0, 500000, 0, -10, 5000000),
+        "nodata": np.nan,
+        "zlevel": 1,
+        "BIGTIFF": "YES",
+    }
+    rng = np.random.default_rng(0)
+    x = np.arange(width)
+    with rasterio.open(path, "w", **profile) as dst:
+        for top in range(0, height, rows):
+            y = np.arange(top, min(top + rows, height))[:, None]
+            block = np.empty((bands, len(y), width), np.float32)
+            for b in range(bands):
+                if noise:
+                    block[b] = rng.integers(1200, 5000, (len(y), width)) * 1e-4 - 0.1
+                else:
+                    block[b] = 0.05 * (((y // (37 + 11 * b)) + (x // (53 + 7 * b))) % 7)
+            block[:, : max(0, min(300, height) - top), :300] = np.nan
+            dst.write(block, window=rasterio.windows.Window(0, top, width, len(y)))
+    return path
+
+
+def vm_hwm() -> int:
+    """Peak resident memory of this process so far (``VmHWM``), bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
+def child_map(args: argparse.Namespace) -> None:
+    """Map ``args.child`` (image path) in this process; print peak memory as JSON."""
+    image, out = Path(args.child[0]), Path(args.child[1])
+    with rasterio.open(image) as src:
+        bands = src.count
+    torch.set_num_threads(args.threads)
+    model = memory_model(args.memory_model, bands, args.classes)
+    with torch.inference_mode():  # one batch first: the floor of imports, model and forward
+        model(torch.zeros(args.batch_size, bands, args.window, args.window))
+    floor = vm_hwm()
+    start = time.perf_counter()
+    predict_scene(
+        model,
+        image,
+        out,
+        classes=class_map(args.classes),
+        mean=[0.15] * bands,
+        std=[0.1] * bands,
+        values="codes",
+        window=args.window,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        progress=False,
+    )
+    seconds = time.perf_counter() - start
+    print(json.dumps({"floor": floor, "peak": vm_hwm(), "seconds": seconds}))
+
+
+def measure_memory(args: argparse.Namespace, side: int, work: Path) -> dict[str, float]:
+    """Write a ``side`` x ``side`` scene and map it in a fresh process; return its figures."""
+    image = work / f"scene_{side}.tif"
+    start = time.perf_counter()
+    write_scene(image, side, side, args.memory_bands)
+    written = time.perf_counter() - start
+    command = [sys.executable, __file__, "--child", str(image), str(work / f"map_{side}.tif")]
+    for flag in ("threads", "classes", "window", "overlap", "batch_size", "memory_model"):
+        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    run = subprocess.run(command, capture_output=True, text=True, check=False)
+    if run.returncode:
+        raise RuntimeError(f"mapping {side}^2 px failed:\n{run.stderr}")
+    figures = json.loads(run.stdout.strip().splitlines()[-1])
+    figures["written"] = written
+    figures["input_mb"] = image.stat().st_size / 1e6
+    image.unlink()
+    return figures
+
+
+def strip_batches(height: int, width: int, window: int, overlap: int, batch: int) -> list[int]:
+    """Sizes of the batches the mapper runs: groups of ``batch`` windows within each strip."""
+    n_cols = len(window_starts(width, window, overlap))
+    per_strip = [min(batch, n_cols - first) for first in range(0, n_cols, batch)]
+    return per_strip * len(window_starts(height, window, overlap))
+
+
+def timed(call: Callable[[], None]) -> float:
+    """Seconds taken by one call."""
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]:
+    """Seconds of the raw loop and of :func:`predict_scene` (medians of interleaved rounds)."""
+    height, width = args.scene
+    model = unet(args.arch, args.encoder, args.bands, args.classes)
+    image = write_scene(work / "throughput.tif", height, width, args.bands, noise=True)
+    sizes = strip_batches(height, width, args.window, args.overlap, args.batch_size)
+    rng = np.random.default_rng(0)
+    tensors = {
+        n: torch.from_numpy(rng.standard_normal((n, args.bands, args.window, args.window), "f4"))
+        for n in set(sizes)
+    }
+
+    def raw() -> None:
+        with torch.inference_mode():
+            for n in sizes:
+                model(tensors[n])
+
+    def mapping() -> None:
+        predict_scene(
+            model,
+            image,
+            work / "throughput_map.tif",
+            classes=class_map(args.classes),
+            mean=[0.15] * args.bands,
+            std=[0.1] * args.bands,
+            window=args.window,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            threads=args.threads,
+            progress=False,
+        )
+
+    torch.set_num_threads(args.threads)
+    raw()  # warm-up: allocator, oneDNN primitives
+    mapping()
+    raw_s, map_s = [], []
+    for _ in range(args.rounds):  # interleaved rounds: load on the machine hits both
+        raw_s.append(timed(raw))
+        map_s.append(timed(mapping))
+    return {
+        "windows": float(sum(sizes)),
+        "batches": float(len(sizes)),
+        "raw": statistics.median(raw_s),
+        "map": statistics.median(map_s),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="unet", help="throughput model architecture")
+    parser.add_argument("--encoder", default="resnet18", help="throughput model encoder")
+    parser.add_argument("--bands", type=int, default=10, help="throughput scene bands")
+    parser.add_argument("--classes", type=int, default=9)
+    parser.add_argument("--window", type=int, default=256)
+    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--scene",
+        type=int,
+        nargs=2,
+        default=[1024, 1600],
+        metavar=("HEIGHT", "WIDTH"),
+        help="throughput scene (px); 1600 px wide = 8 windows, one full batch per strip",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each")
+    parser.add_argument("--large", type=int, default=20000, help="large memory scene side")
+    parser.add_argument("--small", type=int, default=5000, help="small memory scene side")
+    parser.add_argument("--memory-bands", type=int, default=3)
+    parser.add_argument("--memory-model", default="conv", help="conv or a U-Net encoder name")
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: system tmp)")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--child", nargs=2, metavar=("IMAGE", "OUT"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    """Print the throughput ratio and the peak memory of mapping."""
+    args = parse_args()
+    if args.child:
+        child_map(args)
+        return
+    print(f"cpu: {cpu_model()}, threads {args.threads}, torch {torch.__version__}, fp32")
+    print(f"window {args.window} px, overlap {args.overlap} px, batch {args.batch_size}")
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="map-bench-") as tmp:
+        work = Path(tmp)
+        if not args.skip_throughput:
+            t = measure_throughput(args, work)
+            height, width = args.scene
+            print(
+                f"\nthroughput: model {args.arch}/{args.encoder}, {args.bands} bands, "
+                f"{args.classes} classes, scene {height} x {width} px = "
+                f"{t['windows']:.0f} windows in {t['batches']:.0f} batches"
+            )
+            print(f"raw loop (in-memory tensors):  {t['windows'] / t['raw']:8.2f} windows/s")
+            print(
+                f"predict_scene (file to COG):   {t['windows'] / t['map']:8.2f} windows/s, "
+                f"{height * width / t['map'] / 1e6:.3f} Mpx/s of scene"
+            )
+            print(f"mapping efficiency:            {t['raw'] / t['map']:8.3f}  (goal >= 0.9)")
+        if not args.skip_memory:
+            print(
+                f"\nmemory: fresh process per scene; tiny model '{args.memory_model}' (the "
+                f"mapper's memory is measured, not the network's), {args.memory_bands} float32 "
+                f"bands, {args.classes} classes"
+            )
+            peaks = {}
+            for side in (args.small, args.large):
+                m = measure_memory(args, side, work)
+                peaks[side] = m["peak"]
+                buffers = strip_memory_bytes(
+                    args.classes,
+                    args.window,
+                    side,
+                    *chunk_shape((side, side), args.window, args.overlap, args.batch_size),
+                )
+                print(
+                    f"{side:>6} x {side:<6} px: peak RSS {m['peak'] / 2**20:6.0f} MiB, floor "
+                    f"{m['floor'] / 2**20:.0f} MiB (imports, model, one batch), accumulator "
+                    f"{buffers / 2**20:.0f} MiB; mapped in {m['seconds']:.0f} s "
+                    f"(input {m['input_mb']:.0f} MB on disk, written in {m['written']:.0f} s)"
+                )
+            large, small = peaks[args.large], peaks[args.small]
+            print(f"large peak:                {large / 1e9:6.2f} GB  (goal <= 1.5 GB)")
+            print(f"large / small peak:        {large / small:6.3f}  (goal <= 1.2)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
