@@ -24,6 +24,7 @@ include: "rules/train.smk"
 include: "rules/predict.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
+include: "rules/bench.smk"
 
 
 rule all:

@@ -144,11 +144,15 @@ def get_figure_targets():
     return runs + areas + (["results/figures/leaderboard.png"] if several else [])
 
 
-def get_final_output():
-    """What `snakemake` builds by default: maps, scores, figures and the leaderboard."""
-    return [
+def get_final_output(runtimes=True):
+    """What `snakemake` builds by default: maps, scores, figures, the leaderboard and
+    (last, as it gathers the benchmark files of all the others) the run-time table."""
+    outputs = [
         *get_map_targets(),
         *get_eval_targets(),
         *get_figure_targets(),
         "results/experiments.csv",
     ]
+    if runtimes:
+        outputs += ["results/runtime/runtimes.csv", "results/runtime/runtimes.png"]
+    return outputs

@@ -8,6 +8,8 @@ rule predict_area:
     output:
         # not in the report: a scene-sized COG would bloat the HTML; the figure shows it
         map="results/maps/{experiment}/{device}/{area}.tif",
+        # the winning class's probability (0-100): where the map is unsure
+        confidence="results/maps/{experiment}/{device}/{area}_confidence.tif",
     log:
         "logs/predict_area/{experiment}/{device}/{area}.log",
     benchmark:

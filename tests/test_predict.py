@@ -16,10 +16,12 @@ from rio_cogeo.cogeo import cog_validate
 
 from landcover import predict
 from landcover.classes import ClassMap
+from landcover.data import normalise
 from landcover.errors import ConfigError, DataError
 from landcover.predict import (
     StripAccumulator,
     blend_weights,
+    iter_probability_blocks,
     iter_probability_strips,
     predict_array,
     predict_scene,
@@ -66,13 +68,42 @@ class ConstantNet(torch.nn.Module):
         return self.scores.view(1, -1, 1, 1).expand(b, -1, h, w).clone()
 
 
+class WindowMeanNet(torch.nn.Module):
+    """Scores from each window's band means plus a 1x1 convolution: every window differs."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.pixel = torch.nn.Conv2d(3, 3, 1)
+        self.mean = torch.nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pixel(x) + 5 * self.mean(x.mean(dim=(2, 3)))[:, :, None, None]
+
+
+def reference_blend(
+    model: torch.nn.Module, img: np.ndarray, window: int, overlap: int
+) -> np.ndarray:
+    """The blend computed naively with whole-scene sums (scenes at least one window large)."""
+    _, height, width = img.shape
+    weights = blend_weights(window, overlap)
+    sums = np.zeros((3, height, width))
+    total = np.zeros((height, width))
+    for r in window_starts(height, window, overlap):
+        for c in window_starts(width, window, overlap):
+            probs = single_pass(model, img[:, r : r + window, c : c + window])
+            sums[:, r : r + window, c : c + window] += probs * weights
+            total[r : r + window, c : c + window] += weights
+    return sums / total
+
+
 def image(height: int, width: int, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.uniform(0, 0.5, (3, height, width)).astype(np.float32)
 
 
 def single_pass(model: torch.nn.Module, img: np.ndarray) -> np.ndarray:
-    x = predict.normalise(img, np.asarray(MEAN, np.float32), np.asarray(STD, np.float32))
+    x = normalise(img, np.asarray(MEAN, np.float32), np.asarray(STD, np.float32))
     with torch.no_grad():
         return torch.softmax(model(torch.from_numpy(x)[None]), 1)[0].numpy()
 
@@ -143,6 +174,19 @@ def test_mosaic_of_a_conv_net_has_no_seams():
     assert np.abs(flat - whole).mean() > 10 * error.mean()
 
 
+@pytest.mark.parametrize(
+    ("height", "width", "batch_size"),
+    [(70, 90, 3), (58, 41, 1), (58, 200, 2), (32, 33, 8), (100, 64, 4)],
+)
+def test_blocks_blend_every_window_as_whole_scene_sums_would(height, width, batch_size):
+    """Column chunks and carried rows give the naive blend; 58 rows: three strips share rows."""
+    model, img = WindowMeanNet(), image(height, width)
+    probs = predict_array(
+        model, img, MEAN, STD, n_classes=3, window=32, overlap=8, batch_size=batch_size
+    )
+    np.testing.assert_allclose(probs, reference_blend(model, img, 32, 8), atol=1e-5)
+
+
 def test_scene_smaller_than_one_window_is_padded_and_cropped():
     model, img = pixel_net(), image(13, 20)
     probs = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=8)
@@ -208,6 +252,69 @@ def test_strip_accumulator_does_not_grow_with_the_scene_height(monkeypatch, heig
     assert made[0].weights.shape == (32, 48)
 
 
+def test_memory_does_not_grow_with_the_scene_width_but_for_the_shared_rows(monkeypatch):
+    made: list[StripAccumulator] = []
+
+    class Recording(StripAccumulator):
+        def __init__(self, *args: int) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(predict, "StripAccumulator", Recording)
+    img = image(80, 500)
+    reads = []
+
+    def read(win):
+        reads.append(win)
+        r, c = int(win.row_off), int(win.col_off)
+        return img[:, r : r + int(win.height), c : c + int(win.width)]
+
+    covered = np.zeros(img.shape[1:], int)
+    blocks = iter_probability_blocks(
+        read, img.shape[1:], pixel_net(), MEAN, STD, n_classes=3, window=32, overlap=8, batch_size=2
+    )
+    order = []
+    for block in blocks:
+        h, w = block.probs.shape[1:]
+        assert block.valid.shape == (h, w) and w <= 48
+        covered[block.row : block.row + h, block.col : block.col + w] += 1
+        order.append((block.row, block.col))
+    assert (covered == 1).all()  # every pixel exactly once
+    assert order == sorted(order)  # row-major
+    assert max(int(win.width) for win in reads) == 56  # one batch: 24 + 32 columns
+    (acc,) = made
+    assert acc.probs.shape == (3, 32, 56)  # the batch's columns, not the width
+    assert acc.carry_probs.shape == (3, 8, 500)  # only the overlap rows span the width
+
+
+def test_windows_are_normalised_as_in_training():
+    pixels = image(6, 7)
+    pixels[0, 1, 2], pixels[1, 3, 3], pixels[2, 5, 0] = np.nan, np.inf, -np.inf
+    mean, std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
+    before = pixels.copy()
+    x, ok = predict.normalise_window(pixels, mean, std)
+    np.testing.assert_array_equal(x, normalise(pixels, mean, std))
+    np.testing.assert_array_equal(pixels, before)  # the caller's array is left alone
+    assert (~ok).sum() == 3 and not ok[1, 2] and not ok[3, 3] and not ok[5, 0]
+
+
+def test_labels_take_the_first_of_equal_maxima():
+    probs = np.array([[[0.2, 0.5]], [[0.5, 0.5]], [[0.3, 0.0]]], np.float32)  # (3, 1, 2)
+    values, conf = predict.labels_from_probs(
+        probs, np.array([[True, False]]), np.array([10, 80, 50], np.uint8), 0
+    )
+    assert values.tolist() == [[80, 0]] and conf.tolist() == [[50, 255]]
+    values, _ = predict.labels_from_probs(
+        probs, np.ones((1, 2), bool), np.array([10, 80, 50], np.uint8), 0
+    )
+    assert values.tolist() == [[80, 10]]  # a tie goes to the first class, as argmax does
+
+
+def test_bad_batch_size_is_a_config_error():
+    with pytest.raises(ConfigError, match="batch_size"):
+        predict_array(pixel_net(), image(8, 8), MEAN, STD, n_classes=3, window=8, batch_size=0)
+
+
 # --------------------------------------------------------------------------- the COG
 
 
@@ -262,6 +369,53 @@ def test_predict_scene_writes_a_valid_cog_on_the_image_grid(tmp_path):
         assert (c[nodata] == 255).all()
         assert c[~nodata].min() >= 33 and c[~nodata].max() <= 100
     assert sorted(p.name for p in out.parent.iterdir()) == ["area.tif", "area_confidence.tif"]
+
+
+def test_predict_scene_writes_whole_rows_of_tiles(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict, "BLOCKSIZE", 16)  # many rows of tiles in a small scene
+    writes = []
+    write = rasterio.io.DatasetWriter.write
+
+    def recording(self, arr, indexes=None, window=None, **kwargs):
+        writes.append((self.name, window))
+        return write(self, arr, indexes, window=window, **kwargs)
+
+    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", recording)
+    img = image(150, 70)
+    src = write_image(tmp_path / "image.tif", img)
+    out = tmp_path / "map.tif"
+    conf = tmp_path / "conf.tif"
+    predict_scene(
+        pixel_net(),
+        src,
+        out,
+        classes=CLASS_MAP,
+        mean=MEAN,
+        std=STD,
+        values="indices",
+        window=32,
+        overlap=8,
+        batch_size=1,
+        confidence=conf,
+    )
+    windows = [w for name, w in writes if name.endswith("map.tif") and w is not None]
+    tops = [int(w.row_off) for w in windows]
+    ends = [int(w.row_off + w.height) for w in windows]
+    assert tops == [0, *ends[:-1]] and ends[-1] == 150  # each row once, top to bottom
+    assert all(t % 16 == 0 for t in tops) and all(int(w.width) == 70 for w in windows)
+    with rasterio.open(out) as ds, rasterio.open(conf) as cds:
+        np.testing.assert_array_equal(ds.read(1), single_pass(pixel_net(), img).argmax(0))
+        assert ds.block_shapes == [(16, 16)]
+        assert (cds.read(1) <= 100).all()
+
+
+def test_gdal_cache_is_bounded_unless_the_environment_sets_it(monkeypatch):
+    monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
+    monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
+    assert predict.gdal_env(3) == {"GDAL_CACHEMAX": predict.GDAL_CACHE_MB, "GDAL_NUM_THREADS": "3"}
+    monkeypatch.setenv("GDAL_CACHEMAX", "512")
+    monkeypatch.setenv("GDAL_NUM_THREADS", "ALL_CPUS")
+    assert predict.gdal_env(3) == {}
 
 
 def test_predict_scene_in_class_indices(tmp_path):

@@ -7,16 +7,23 @@ back. Each window's class probabilities are weighted by a smooth window (a
 ``sin²`` ramp over the overlap, 1 inside, with a small floor) and the weighted sums
 are normalised, so neighbouring windows fade into each other and no seam shows.
 
-Memory does not grow with the scene's height: windows are processed one row of
-windows (a *strip*) at a time; a :class:`StripAccumulator` holds the weighted sums
-of the current strip only (``classes x window x width``) and hands back the rows
-that no later window touches, which are written at once with windowed writes into a
-tiled GeoTIFF. That file is converted to a Cloud-Optimized GeoTIFF at the end.
+Memory does not grow with the scene's height, and with its width only through a thin
+band of rows: windows are processed one row of windows (a *strip*) at a time, and each
+strip one batch of windows at a time, left to right. A :class:`StripAccumulator` holds
+the weighted sums of the current batch's columns (``classes x window x batch columns``)
+and, across the width, only the rows the next strip shares with this one (``classes x
+overlap x width``); after each batch it hands back the block of pixels that no later
+window touches. The blocks' labels are written a row of tiles at a time
+(:class:`TileRowWriter`) into a tiled GeoTIFF, converted to a Cloud-Optimized GeoTIFF at
+the end, all with GDAL's block cache bounded (:func:`gdal_env`). A 20000 x 20000 px
+scene maps within about 10 % of the peak memory of a 5000 x 5000 px one
+(``bench/map_efficiency.py``).
 
 The array functions (:func:`window_starts`, :func:`blend_weights`,
-:func:`iter_probability_strips`, :func:`predict_array`) take any ``torch.nn.Module``
-that maps ``(batch, bands, h, w)`` to class scores ``(batch, classes, h, w)``;
-:func:`predict_scene` adds the raster I/O and :func:`predict_area` the checkpoint.
+:func:`iter_probability_blocks`, :func:`iter_probability_strips`, :func:`predict_array`)
+take any ``torch.nn.Module`` that maps ``(batch, bands, h, w)`` to class scores
+``(batch, classes, h, w)``; :func:`predict_scene` adds the raster I/O and
+:func:`predict_area` the checkpoint.
 """
 
 from __future__ import annotations
@@ -35,15 +42,13 @@ from typing import Literal
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 import torch
 from rasterio.windows import Window
-from rio_cogeo.cogeo import cog_translate
-from rio_cogeo.profiles import cog_profiles
 from tqdm import tqdm
 
 from landcover import __version__
 from landcover.classes import IGNORE, ClassMap
-from landcover.data import normalise  # the training normalisation, NaN -> 0
 from landcover.errors import ConfigError, DataError
 from landcover.io import atomic_path, open_raster
 
@@ -495,8 +500,7 @@ def iter_probability_blocks(
                         f"predict: the image has {pixels.shape[0]} bands but the model expects "
                         f"{len(mean_arr)}; map with the bands the model was trained on."
                     )
-                ok = np.isfinite(pixels).all(axis=0)
-                x = normalise(pixels, mean_arr, std_arr)
+                x, ok = normalise_window(pixels, mean_arr, std_arr)
                 batch = np.empty((len(group), len(mean_arr), window, window), dtype=np.float32)
                 for k, c in enumerate(group):
                     batch[k] = pad_to(x[:, :, c - left : c - left + window], window, window)
@@ -519,6 +523,29 @@ def iter_probability_blocks(
                 if probs.shape[2]:
                     yield Strip(top, probs, valid, first)
                 bar.update(len(group))
+
+
+def normalise_window(
+    pixels: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalise a read ``(bands, h, w)`` as training does, in one copy.
+
+    The values are :func:`landcover.data.normalise`'s (``(x - mean) / std``, non-finite
+    results set to 0), computed in place on a copy of ``pixels`` rather than through
+    three temporaries of a batch's size.
+
+    Returns:
+        (normalised float32 pixels, ``(h, w)`` True where every band of the input is finite).
+
+    """
+    ok = np.isfinite(pixels).all(axis=0)
+    x = np.array(pixels, dtype=np.float32)  # a copy: ``read`` may return the caller's array
+    x -= mean[:, None, None]
+    x /= std[:, None, None]
+    bad = ~np.isfinite(x)
+    if bad.any():
+        x[bad] = 0.0
+    return x, ok
 
 
 def iter_probability_strips(
@@ -693,22 +720,30 @@ class TileRowWriter:
         self.top, self.done = self.top + n, keep
 
 
-def gdal_cache_env() -> dict[str, object]:
-    """GDAL options bounding the block cache (see :data:`GDAL_CACHE_MB`)."""
-    return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+def gdal_env(threads: int) -> dict[str, object]:
+    """GDAL options while mapping; those set in the environment are left to it.
+
+    ``GDAL_CACHEMAX``: :data:`GDAL_CACHE_MB`; ``GDAL_NUM_THREADS``: ``threads``, so tiles
+    are decompressed (reads) and compressed (the COG) on all the rule's threads.
+    """
+    options = {"GDAL_CACHEMAX": GDAL_CACHE_MB, "GDAL_NUM_THREADS": str(max(1, int(threads)))}
+    return {key: value for key, value in options.items() if key not in os.environ}
 
 
 def to_cog(src: Path, dst: Path, resampling: str = "mode") -> None:
-    """Convert a GeoTIFF to a deflate COG with ``resampling`` overviews (tags, colours kept)."""
-    profile = cog_profiles.get("deflate")
-    profile.update(blockxsize=BLOCKSIZE, blockysize=BLOCKSIZE, BIGTIFF="IF_SAFER")
-    cog_translate(
+    """Convert a GeoTIFF to a deflate COG with ``resampling`` overviews (tags, colours kept).
+
+    GDAL's COG driver does it in one copy, about twice as fast as rio-cogeo's
+    ``cog_translate`` (which writes an intermediate file with overviews and copies it).
+    """
+    rasterio.shutil.copy(
         str(src),
         str(dst),
-        profile,
-        overview_resampling=resampling,
-        in_memory=False,
-        quiet=True,
+        driver="COG",
+        COMPRESS="DEFLATE",
+        BLOCKSIZE=BLOCKSIZE,
+        OVERVIEW_RESAMPLING=resampling.upper(),
+        BIGTIFF="IF_SAFER",
     )
 
 
@@ -801,7 +836,7 @@ def predict_scene(
         "software": f"landcover {__version__}",
         **{k: str(v) for k, v in (tags or {}).items()},
     }
-    with rasterio.Env(**gdal_cache_env()), open_raster(image, "aligned image") as src:
+    with rasterio.Env(**gdal_env(threads)), open_raster(image, "aligned image") as src:
         indexes = band_indexes(src.descriptions, bands, str(image))
 
         def read(win: Window) -> np.ndarray:
