@@ -10,7 +10,43 @@ from typing import Any
 
 import torch
 
+from landcover.errors import ConfigError
 from landcover.io import atomic_path
+
+DEVICES = ("cpu", "cuda", "mps")
+"""Values of the ``{device}`` wildcard."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """Return the torch device for the ``{device}`` wildcard; never a quiet fallback to CPU.
+
+    Raises:
+        ConfigError: unknown device, or CUDA / MPS asked for where it is not available.
+
+    """
+    match device:
+        case "cpu":
+            return torch.device("cpu")
+        case "cuda":
+            if not torch.cuda.is_available():
+                raise ConfigError(
+                    "device 'cuda' was asked for (the {device} wildcard of "
+                    "results/models/{experiment}/{device}) but torch.cuda.is_available() is "
+                    f"False (torch {torch.__version__}, built for CUDA {torch.version.cuda}, "
+                    f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). "
+                    "Ask for results/models/<experiment>/cpu/ instead, or run on a machine "
+                    "with an NVIDIA GPU, its driver and a CUDA build of torch."
+                )
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        case "mps":
+            if not torch.backends.mps.is_available():
+                raise ConfigError(
+                    "device 'mps' was asked for but torch.backends.mps.is_available() is "
+                    "False (MPS needs Apple silicon and macOS 12.3+); use device cpu."
+                )
+            return torch.device("mps")
+        case _:
+            raise ConfigError(f"device: unknown device '{device}'; use one of {list(DEVICES)}.")
 
 
 def cpu_model() -> str:

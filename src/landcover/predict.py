@@ -50,6 +50,7 @@ from tqdm import tqdm
 from landcover import __version__
 from landcover.classes import IGNORE, ClassMap
 from landcover.errors import ConfigError, DataError
+from landcover.hardware import resolve_device
 from landcover.io import atomic_path, open_raster
 
 log = logging.getLogger(__name__)
@@ -168,30 +169,6 @@ def torch_dtype(precision: str | None) -> torch.dtype | None:
         f"predict: unknown precision '{precision}'; use one of bf16, fp16 or fp32 "
         "(the model's checkpoint `precision`)."
     )
-
-
-def resolve_device(name: str) -> torch.device:
-    """Return the torch device for a ``{device}`` name; never a quiet fallback to the CPU.
-
-    ``"gpu"`` means ``"cuda"``.
-
-    Raises:
-        ConfigError: when the device is not available on this machine.
-
-    """
-    wanted = "cuda" if name == "gpu" else name
-    try:
-        device = torch.device(wanted)
-    except RuntimeError as err:
-        raise ConfigError(f"predict: unknown device '{name}'; use cpu, cuda (gpu) or mps.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"predict: device '{name}' asked for but CUDA is not available here; run on a "
-            "GPU machine (e.g. `--profile profiles/gpu`) or map with the cpu device."
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"predict: device '{name}' asked for but MPS is not available here.")
-    return device
 
 
 def class_values(classes: ClassMap, values: Values) -> tuple[np.ndarray, int]:

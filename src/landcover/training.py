@@ -56,7 +56,7 @@ from landcover.data import (
     rare_class_weights,
 )
 from landcover.errors import ConfigError, DataError
-from landcover.hardware import describe_hardware, write_hardware_json
+from landcover.hardware import describe_hardware, resolve_device, write_hardware_json
 from landcover.io import atomic_path
 from landcover.losses import SegmentationLoss
 from landcover.model import (
@@ -72,7 +72,6 @@ log = logging.getLogger(__name__)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DEVICES = ("cpu", "cuda", "mps")
 NOT_STATE = ("num_workers", "compile")
 """Training keys that may change between a killed run and its resumption."""
 MIN_DELTA = 1e-4
@@ -219,38 +218,6 @@ class PatchData:
 
 
 # ---------------------------------------------------------------------------- checks
-
-
-def resolve_device(device: str) -> torch.device:
-    """Return the torch device for the ``{device}`` wildcard; never a quiet fallback to CPU.
-
-    Raises:
-        ConfigError: unknown device, or CUDA / MPS asked for where it is not available.
-
-    """
-    match device:
-        case "cpu":
-            return torch.device("cpu")
-        case "cuda":
-            if not torch.cuda.is_available():
-                raise ConfigError(
-                    "device 'cuda' was asked for (the {device} wildcard of "
-                    "results/models/{experiment}/{device}) but torch.cuda.is_available() is "
-                    f"False (torch {torch.__version__}, built for CUDA {torch.version.cuda}, "
-                    f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}). "
-                    "Ask for results/models/<experiment>/cpu/ instead, or run on a machine "
-                    "with an NVIDIA GPU, its driver and a CUDA build of torch."
-                )
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        case "mps":
-            if not torch.backends.mps.is_available():
-                raise ConfigError(
-                    "device 'mps' was asked for but torch.backends.mps.is_available() is "
-                    "False (MPS needs Apple silicon and macOS 12.3+); use device cpu."
-                )
-            return torch.device("mps")
-        case _:
-            raise ConfigError(f"device: unknown device '{device}'; use one of {list(DEVICES)}.")
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
