@@ -44,6 +44,7 @@ from rasterio.warp import Resampling, reproject, transform
 from rasterio.windows import Window
 from scipy import ndimage
 
+from landcover.acquire import worldcover_path  # the layout the reader reads
 from landcover.errors import ConfigError
 from landcover.grid import (
     WORLDCOVER_PIXEL_DEG,
@@ -167,7 +168,6 @@ DN_OFFSET = 1000
 
 PROCESSING_BASELINE = "05.10"
 S2_PREFIX = "sentinel-s2-l2a-cogs"
-WORLDCOVER_PREFIX = "v200/2021/map"
 COLLECTION_ID = "sentinel-2-l2a"
 
 _STAC_EXTENSIONS = [
@@ -941,11 +941,6 @@ def mgrs_square(lon: float, lat: float) -> tuple[int, str, str]:
     return zone, band, column + row
 
 
-def worldcover_path(tile: str) -> str:
-    """Path of a WorldCover v200 tile relative to the bucket root."""
-    return f"{WORLDCOVER_PREFIX}/ESA_WorldCover_10m_2021_v200_{tile}_Map.tif"
-
-
 # --------------------------------------------------------------------------- labels
 
 
@@ -1229,7 +1224,10 @@ def _write_worldcover(root: Path, windows: Sequence[LabelWindow], seed: int) -> 
             out.set_band_description(1, "Map")
         levels = max(1, math.ceil(math.log2(max(r1 - r0, c1 - c0) / 256)))  # down to ~256 px
         # a small block cache: the default (5 % of RAM) fills up with the empty blocks
-        with atomic_path(root / worldcover_path(tile)) as tmp, rasterio.Env(GDAL_CACHEMAX=64):
+        with (
+            atomic_path(worldcover_path(root, "v200", tile)) as tmp,
+            rasterio.Env(GDAL_CACHEMAX=64),
+        ):
             rasterio.shutil.copy(
                 sparse,
                 tmp,

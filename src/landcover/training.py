@@ -56,6 +56,7 @@ from landcover.data import (
     rare_class_weights,
 )
 from landcover.errors import ConfigError, DataError
+from landcover.evaluate import class_scores
 from landcover.hardware import describe_hardware, resolve_device, write_hardware_json
 from landcover.io import atomic_path
 from landcover.losses import SegmentationLoss
@@ -930,21 +931,10 @@ def _validate(
     if world > 1:
         dist.all_reduce(confusion)
         dist.all_reduce(sums)
-    return float(sums[0] / sums[1].clamp_min(1)), iou_from_confusion(
-        confusion.view(k, k).cpu().numpy()
-    )
-
-
-def iou_from_confusion(confusion: np.ndarray) -> np.ndarray:
-    """Per-class IoU from a confusion matrix (rows: truth, columns: prediction).
-
-    A class that is neither in the truth nor predicted gets NaN (not counted in a mean);
-    a class present but never hit gets 0.
-    """
-    tp = np.diag(confusion).astype(np.float64)
-    denom = confusion.sum(0) + confusion.sum(1) - tp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(denom > 0, tp / denom, np.nan)
+    # the evaluation's convention: IoU is NaN for a class absent from the reference, so
+    # model selection and the holdout scores average over the same classes
+    scores = class_scores(confusion.view(k, k).cpu().numpy())
+    return float(sums[0] / sums[1].clamp_min(1)), scores["iou"]
 
 
 def _all_gather(tensor: torch.Tensor) -> torch.Tensor:
