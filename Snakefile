@@ -23,6 +23,7 @@ include: "rules/patches.smk"
 include: "rules/train.smk"
 include: "rules/predict.smk"
 include: "rules/evaluate.smk"
+include: "rules/loao.smk"
 include: "rules/figures.smk"
 include: "rules/bench.smk"
 
@@ -64,3 +65,9 @@ rule per_class_iou:
 rule figures:
     input:
         get_figure_targets(),
+
+
+rule loao:
+    # leave-one-area-out: each area held out in turn, one summary per experiment x device
+    input:
+        get_loao_targets,

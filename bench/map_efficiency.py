@@ -50,6 +50,7 @@ from landcover.align import GTIFF_OPTIONS
 from landcover.classes import ClassMap
 from landcover.hardware import cpu_model
 from landcover.predict import chunk_shape, predict_scene, strip_memory_bytes, window_starts
+from landcover.runtime import tune_malloc
 
 PALETTE = ["#006400", "#ffbb22", "#ffff4c", "#f096ff", "#fa0000", "#b4b4b4", "#0064c8"]
 
@@ -305,10 +306,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     """Print the throughput ratio and the peak memory of mapping."""
     args = parse_args()
+    tuned = tune_malloc()  # as the workflow's mapping does (predict_scene), for both loops
     if args.child:
         child_map(args)
         return
-    print(f"cpu: {cpu_model()}, threads {args.threads}, torch {torch.__version__}, fp32")
+    print(
+        f"cpu: {cpu_model()}, threads {args.threads}, torch {torch.__version__}, fp32, "
+        f"malloc tuned: {tuned}"
+    )
     print(f"window {args.window} px, overlap {args.overlap} px, batch {args.batch_size}")
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="map-bench-") as tmp:
         work = Path(tmp)

@@ -10,8 +10,14 @@ from snakemake.utils import validate
 # `pip install -e .` (the README's setup installs it anyway).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from landcover.config import area_table, check_config, source_root  # noqa: E402
+from landcover.config import (  # noqa: E402
+    area_table,
+    check_config,
+    check_leave_one_area_out,
+    source_root,
+)
 from landcover.experiments import experiment_table  # noqa: E402
+from landcover.loao import FOLD_SPLIT_METHOD  # noqa: E402
 
 validate(config, schema="../config/schema.yaml")
 AREAS = area_table(config["areas"])
@@ -24,10 +30,12 @@ EXPERIMENTS = experiment_table(
     config["experiment_grid"],
 )
 DEVICES = config["devices"]
+LEAVE_ONE_AREA_OUT = config["evaluate"]["leave_one_area_out"]
 
 
 wildcard_constraints:
     area="|".join(AREAS),
+    holdout="|".join(re.escape(name) for name in AREAS),
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     device="cpu|cuda|mps",
 
@@ -73,6 +81,11 @@ def get_patch_stores(wildcards):
     )
 
 
+def get_patches_dir(wildcards, input):
+    """The folder of the patch arrays: stores are `{folder}/{area}/images.npy`."""
+    return str(Path(input.stores[0]).parents[1])
+
+
 def get_gpus(wildcards):
     """GPUs a job holds: one for cuda jobs (profiles may raise train_model's to N)."""
     return 1 if wildcards.device == "cuda" else 0
@@ -96,6 +109,21 @@ def get_eval_maps(wildcards):
 def get_eval_labels(wildcards):
     """Aligned labels of the scored areas, in the order of get_eval_areas()."""
     return expand("results/aligned/{area}/labels.tif", area=get_eval_areas())
+
+
+def get_fold_holdout(wildcards):
+    """The area a leave-one-area-out fold holds out, as the list `holdout` params take."""
+    return [wildcards.holdout]
+
+
+def get_loao_targets(wildcards=None):
+    """Leave-one-area-out summaries of every experiment x device (needs 2 areas or more)."""
+    check_leave_one_area_out(AREAS)
+    return expand(
+        "results/loao/{experiment}/{device}/summary.csv",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
+    )
 
 
 def get_all_metrics(wildcards):
@@ -145,14 +173,17 @@ def get_figure_targets():
 
 
 def get_final_output(runtimes=True):
-    """What `snakemake` builds by default: maps, scores, figures, the leaderboard and
-    (last, as it gathers the benchmark files of all the others) the run-time table."""
+    """What `snakemake` builds by default: maps, scores, figures, the leaderboard, the
+    leave-one-area-out summaries when switched on and (last, as it gathers the benchmark
+    files of all the others) the run-time table."""
     outputs = [
         *get_map_targets(),
         *get_eval_targets(),
         *get_figure_targets(),
         "results/experiments.csv",
     ]
+    if LEAVE_ONE_AREA_OUT:
+        outputs += get_loao_targets()
     if runtimes:
         outputs += ["results/runtime/runtimes.csv", "results/runtime/runtimes.png"]
     return outputs

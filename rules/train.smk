@@ -29,6 +29,7 @@ rule train_model:
         mem_mb=6000,
         gpu=get_gpus,
     params:
+        patches_dir=get_patches_dir,
         model=get_experiment_model,
         training=get_experiment_training,
         bands=lookup(dpath="imagery/bands", within=config),

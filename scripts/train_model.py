@@ -6,7 +6,7 @@ from landcover.training import train_model
 configure_logging(snakemake.log[0])
 cuda = snakemake.wildcards.device == "cuda"
 train_model(
-    patches_dir=Path(snakemake.input.index).parent,
+    patches_dir=snakemake.params.patches_dir,
     index=snakemake.input.index,
     class_weights=snakemake.input.class_weights,
     out_dir=Path(snakemake.output.best).parent,

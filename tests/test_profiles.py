@@ -109,9 +109,22 @@ def test_slurm_profile_asks_for_gpus_only_through_the_plugins_resources():
     assert "slurm_account" in text and "slurm_partition" in text and "gpu_model" in text
 
 
-def plan(*args: str) -> subprocess.CompletedProcess:
+def plan(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Dry-run with the SLURM profile in an empty workdir (results/ of the clone ignored)."""
     return subprocess.run(
-        [SNAKEMAKE, "--profile", "profiles/slurm", "-n", "--cores", "2", *args],
+        [
+            SNAKEMAKE,
+            "--profile",
+            "profiles/slurm",
+            "-n",
+            "--cores",
+            "2",
+            "--directory",
+            str(workdir),
+            *args,
+            "--configfile",
+            str(ROOT / "config/config.yaml"),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -119,17 +132,17 @@ def plan(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_slurm_profile_plans_grouped_jobs_with_runtimes():
+def test_slurm_profile_plans_grouped_jobs_with_runtimes(tmp_path):
     if not installed(PLUGINS["slurm"]):
         pytest.skip("snakemake-executor-plugin-slurm is not installed")
-    run = plan("models")
+    run = plan(tmp_path, "models")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "group job area_data" in run.stdout.lower()
     train = run.stdout.split("rule train_model:")[1].split("\n\n")[0]
     assert "runtime=720" in train and "mem_mb=6000" in train
     # the profile's own default runtime, read alone (profiles/default, the workflow
     # profile, replaces default-resources when both are read)
-    run = plan("--workflow-profile", "none", "data")
+    run = plan(tmp_path, "--workflow-profile", "none", "data")
     assert run.returncode == 0, run.stderr[-3000:]
     demo = run.stdout.split("rule make_demo_bucket:")[1].split("\n\n")[0]
     assert "runtime=60" in demo

@@ -18,7 +18,7 @@ from _patchstore import BANDS, CLASSES, make_patch_store
 
 from landcover.errors import ConfigError
 from landcover.model import load_model
-from landcover.training import train_model
+from landcover.training import resolve_channels_last, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"}  # 2 M parameters
@@ -165,7 +165,7 @@ def test_changed_config_does_not_resume(store, tmp_path, caplog):
         {"optimizer": "adam", "schedule": "cosine", "focal_gamma": 2.0, "hard_mining": 0.5,
          "oversample_rare": 0.5, "precision": "bf16"},
         {"optimizer": "sgd", "schedule": "constant", "dice_weight": 0.0, "augment": False,
-         "precision": "fp16", "channels_last": True, "num_workers": 1},
+         "precision": "fp16", "channels_last": False, "num_workers": 1},
     ],
 )  # fmt: skip
 def test_training_options(store, tmp_path, options):
@@ -174,6 +174,13 @@ def test_training_options(store, tmp_path, options):
     assert h["epoch"].tolist() == [1, 2] and np.isfinite(h["train_loss"]).all()
     hardware = json.loads((tmp_path / "hardware.json").read_text())
     assert hardware["precision"] == options["precision"]
+
+
+def test_channels_last_auto_is_on_for_cpu_and_cuda_only():
+    on = {t: resolve_channels_last("auto", torch.device(t)) for t in ("cpu", "cuda", "mps")}
+    assert on == {"cpu": True, "cuda": True, "mps": False}
+    assert resolve_channels_last(False, torch.device("cpu")) is False
+    assert resolve_channels_last(True, torch.device("mps")) is True
 
 
 def test_early_stopping(store, tmp_path):
@@ -236,7 +243,7 @@ def test_patch_size_must_suit_the_model(tmp_path):
 
 DDP_RUN = """
 import json, sys
-from landcover.training import train_model
+from landcover.training import resolve_channels_last, train_model
 train_model(**json.loads(open(sys.argv[1]).read()))
 """
 

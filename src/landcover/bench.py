@@ -314,7 +314,7 @@ def bench_engine(
     patches are, and random labels) stand in for patches: throughput does not depend
     on the values. A training
     step is the workflow's (autocast at the configured precision, the configured
-    loss and optimiser, a gradient scaler for fp16, channels-last on CUDA); an
+    loss and optimiser, a gradient scaler for fp16, the configured memory format); an
     inference step is a forward pass and softmax under ``torch.inference_mode``.
 
     Args:
@@ -346,7 +346,13 @@ def bench_engine(
     from landcover.hardware import describe_hardware
     from landcover.losses import SegmentationLoss
     from landcover.model import build_model, model_config
-    from landcover.training import TrainingConfig, build_optimizer, resolve_precision
+    from landcover.runtime import tune_malloc
+    from landcover.training import (
+        TrainingConfig,
+        build_optimizer,
+        resolve_channels_last,
+        resolve_precision,
+    )
 
     spec = parse_engine(engine)
     cfg = TrainingConfig.from_mapping(training)
@@ -365,9 +371,11 @@ def bench_engine(
             spec.index,
         )
     torch.set_num_threads(spec.index if spec.kind == "cpu" else max(1, threads))
+    if spec.kind == "cpu":
+        tune_malloc()  # as training and mapping on the CPU do
     precision = resolve_precision(cfg.precision, device)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    channels_last = device.type == "cuda" if cfg.channels_last == "auto" else cfg.channels_last
+    channels_last = resolve_channels_last(cfg.channels_last, device)
     torch.manual_seed(seed)
 
     net = build_model(model_cfg["arch"], model_cfg["encoder"], None, bands, classes).to(device)

@@ -94,7 +94,8 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
     """Fail early on config values that are valid JSON but not a runnable workflow.
 
     Checks: holdout areas exist and leave an area to train on; the split method has what
-    it needs; the class map is consistent; the patch size fits every area's grid.
+    it needs; the class map is consistent; the patch size fits every area's grid;
+    leave-one-area-out has two areas or more.
 
     Raises:
         ConfigError: naming the key (and area) and the fix.
@@ -105,6 +106,8 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
                 f"holdout: area '{name}' is not defined in `areas` (defined: "
                 f"{', '.join(sorted(areas))}). Fix the name or add the area."
             )
+    if config["evaluate"]["leave_one_area_out"]:
+        check_leave_one_area_out(areas)
     train_areas = [a for a in areas if a not in config["holdout"]]
     if not train_areas:
         raise ConfigError("holdout: every area is held out; leave at least one to train on.")
@@ -134,6 +137,21 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
         raise ConfigError("imagery.root: kind 'local' needs the GeoTIFF path (or band folder).")
     if labels["kind"] == "local" and not labels["root"]:
         raise ConfigError("labels.root: kind 'local' needs the labels GeoTIFF path.")
+
+
+def check_leave_one_area_out(areas: Mapping[str, Area]) -> None:
+    """Leave-one-area-out needs two areas: one held out, at least one to train on.
+
+    Raises:
+        ConfigError: naming `evaluate.leave_one_area_out`, the areas and the fix.
+    """
+    if len(areas) < 2:
+        raise ConfigError(
+            "evaluate.leave_one_area_out needs at least 2 areas (each is held out in turn "
+            f"while the others train), but `areas` has {len(areas)}"
+            f"{': ' + ', '.join(areas) if areas else ''}. Add an area to `areas`, or set "
+            "evaluate.leave_one_area_out: false (and do not ask for the `loao` target)."
+        )
 
 
 def source_root(source: Mapping[str, Any], demo_root: str) -> str:

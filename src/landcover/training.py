@@ -67,6 +67,7 @@ from landcover.model import (
     model_config,
     save_checkpoint,
 )
+from landcover.runtime import tune_malloc
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +102,8 @@ class TrainingConfig:
             training loss (0 off, up to 1).
         precision: ``auto`` (bf16 on CUDA where supported, else fp16; fp32 on CPU/MPS),
             ``fp32``, ``bf16`` or ``fp16`` (with a gradient scaler).
-        channels_last: channels-last memory format; ``auto`` = on CUDA only (slower on
-            CPU in our measurements).
+        channels_last: channels-last memory format; ``auto`` = on CPU and CUDA, off on
+            MPS (see :func:`resolve_channels_last`).
         compile: ``torch.compile`` the model for training.
         num_workers: DataLoader worker processes; ``auto`` = 0 on CPU (reading a patch
             is a memory-mapped copy; workers would take the cores from the model),
@@ -113,7 +114,7 @@ class TrainingConfig:
     """
 
     epochs: int = 30
-    batch_size: int = 8
+    batch_size: int = 16
     lr: float = 0.002
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
@@ -238,6 +239,19 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             "use auto, fp16 or fp32."
         )
     return precision
+
+
+def resolve_channels_last(setting: bool | str, device: torch.device) -> bool:
+    """Whether the model and batches use the channels-last memory format.
+
+    ``auto`` is on for CPU and CUDA: oneDNN (CPU) and cuDNN's tensor-core kernels run
+    convolutions in channels-last without reordering each layer's input (on this
+    project's CPU benchmark a training step of the demo model at batch 16 is about 8 %
+    faster); MPS keeps the default layout.
+    """
+    if setting == "auto":
+        return device.type in ("cpu", "cuda")
+    return bool(setting)
 
 
 def class_names(classes: Sequence[str | Mapping[str, Any]]) -> list[str]:
@@ -512,6 +526,8 @@ def _train(
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     torch.set_num_threads(max(1, threads // local_world))
+    if dev.type == "cpu" and tune_malloc():
+        log.info("glibc malloc set to reuse freed tensor memory (landcover.runtime.tune_malloc)")
     _seed_everything(seed, cfg.deterministic, dev)
     try:
         return _fit(
@@ -564,7 +580,7 @@ def _fit(
     data = prepare_data(patches_dir, index, class_weights, bands, classes)
     precision = resolve_precision(cfg.precision, dev)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    channels_last = dev.type == "cuda" if cfg.channels_last == "auto" else cfg.channels_last
+    channels_last = resolve_channels_last(cfg.channels_last, dev)
     k = len(classes)
     resume_dir = out_dir / "resume"
 

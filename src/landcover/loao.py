@@ -1,0 +1,173 @@
+"""Leave-one-area-out: each area held out in turn, and the table of the folds' scores.
+
+A fold holds out one area (the ``{holdout}`` wildcard) and trains on all the others;
+its model maps the held-out area, which is scored over the whole scene like any
+holdout area (``landcover.evaluate``). :func:`summarise_folds` puts the folds'
+per-class tables side by side.
+
+Conventions (those of ``landcover.evaluate``; a mean never hides a class at zero):
+
+* a fold's ``miou`` and ``macro_f1`` average the classes present in its reference;
+  ``overall_accuracy`` is the fraction of its scored pixels predicted right;
+* a class absent from a fold's reference has IoU NaN in that fold (undefined, not 0);
+* the ``mean`` row averages the folds' scores, skipping NaN: a class absent from a
+  fold's reference counts in the mean over the folds where it is present only (NaN
+  when it is present in none), while a class present but never predicted counts as 0;
+* the ``mean`` row's ``pixels`` and ``support_<class>`` are totals over the folds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from landcover.errors import ConfigError, DataError
+from landcover.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+PathLike = str | Path
+
+FOLD_SPLIT_METHOD = "areas+blocks"
+"""How every fold splits its patches, whatever ``split.method`` says.
+
+The held-out area is the test, so it must be neither trained on (``blocks`` alone
+would split it into train and val blocks) nor validated on (``areas`` alone
+validates training, hence the choice of ``best.pt`` and early stopping, on the
+held-out areas): the other areas' blocks validate, with ``split.block_size``,
+``split.val_fraction`` and ``split.buffer``.
+"""
+
+MEAN_ROW = "mean"
+"""``holdout`` value of the row that aggregates the folds."""
+
+PER_CLASS_COLUMNS = ("class", "iou", "f1", "support", "tp")
+"""Columns of ``per_class_iou.csv`` the summary reads."""
+
+
+def _nanmean(values: np.ndarray) -> float:
+    """Mean of the finite values; NaN (no warning) when there is none."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    return float(values[finite].mean()) if finite.any() else math.nan
+
+
+def fold_scores(per_class: pd.DataFrame) -> dict[str, float | int]:
+    """Headline scores of one fold from its per-class table.
+
+    Args:
+        per_class: a ``per_class_iou.csv`` table (one row per class, index order).
+
+    Returns:
+        ``miou`` and ``macro_f1`` over the classes present in the reference (support >
+        0), ``overall_accuracy`` (sum tp / sum support) and ``pixels`` (sum support).
+
+    """
+    present = per_class["support"].to_numpy() > 0
+    pixels = int(per_class["support"].sum())
+    return {
+        "miou": _nanmean(per_class["iou"].to_numpy()[present]),
+        "overall_accuracy": float(per_class["tp"].sum() / pixels) if pixels else math.nan,
+        "macro_f1": _nanmean(per_class["f1"].to_numpy()[present]),
+        "pixels": pixels,
+    }
+
+
+def summarise_folds(folds: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per held-out area and a final ``mean`` row (see the module's conventions).
+
+    Args:
+        folds: held-out area -> its ``per_class_iou.csv`` table, in the row order wanted.
+
+    Returns:
+        Columns ``holdout``, ``miou``, ``overall_accuracy``, ``macro_f1``, ``pixels``,
+        then ``iou_<class>`` and ``support_<class>`` for every class in index order.
+
+    Raises:
+        ConfigError: no fold.
+        DataError: a table lacks a column, or the folds' classes differ.
+
+    """
+    if not folds:
+        raise ConfigError(
+            "leave-one-area-out: no fold to summarise; it needs at least 2 areas in `areas`."
+        )
+    names: list[str] | None = None
+    rows = []
+    for area, table in folds.items():
+        missing = [c for c in PER_CLASS_COLUMNS if c not in table.columns]
+        if missing:
+            raise DataError(
+                f"Fold '{area}': the per-class table lacks columns {missing}; delete "
+                f"results/loao/{area}/eval/ and rerun the loao target."
+            )
+        classes = [str(c) for c in table["class"]]
+        if names is None:
+            names = classes
+        elif classes != names:
+            raise DataError(
+                f"Fold '{area}' was scored with classes {classes} but another fold with "
+                f"{names}; delete results/loao/ and rerun the loao target with one config."
+            )
+        rows.append(
+            {
+                "holdout": area,
+                **fold_scores(table),
+                **{f"iou_{c}": float(v) for c, v in zip(classes, table["iou"], strict=True)},
+                **{f"support_{c}": int(v) for c, v in zip(classes, table["support"], strict=True)},
+            }
+        )
+    summary = pd.DataFrame(rows)
+    mean: dict[str, object] = {"holdout": MEAN_ROW}
+    for column in summary.columns[1:]:
+        if column == "pixels" or column.startswith("support_"):
+            mean[column] = int(summary[column].sum())
+        else:
+            mean[column] = _nanmean(summary[column].to_numpy())
+    return pd.concat([summary, pd.DataFrame([mean])], ignore_index=True)
+
+
+def loao_summary(
+    per_class: Sequence[PathLike], areas: Sequence[str], out: PathLike
+) -> pd.DataFrame:
+    """Write the leave-one-area-out summary of one experiment x device (``loao_summary`` rule).
+
+    Args:
+        per_class: ``results/loao/{holdout}/eval/{experiment}/{device}/per_class_iou.csv``
+            of every fold.
+        areas: the held-out area of each table, in the same order.
+        out: the summary CSV (see :func:`summarise_folds`); NaN written as ``NaN``.
+
+    Returns:
+        The table written.
+
+    Raises:
+        ConfigError: tables and areas differ in number.
+        DataError: an unreadable table (named), or see :func:`summarise_folds`.
+
+    """
+    if len(per_class) != len(areas):
+        raise ConfigError(
+            f"leave-one-area-out: {len(per_class)} per-class tables for {len(areas)} areas; "
+            "give one table per held-out area."
+        )
+    folds = {}
+    for area, path in zip(areas, per_class, strict=True):
+        try:
+            folds[area] = pd.read_csv(path)
+        except (OSError, ValueError) as err:
+            raise DataError(
+                f"Cannot read the per-class table '{path}' of fold '{area}' ({err}); delete "
+                "it and rerun the loao target."
+            ) from err
+    summary = summarise_folds(folds)
+    for row in summary.itertuples(index=False):
+        log.info("held out %s: mIoU %.4f over %d px", row.holdout, row.miou, row.pixels)
+    with atomic_path(out) as tmp:
+        summary.to_csv(tmp, index=False, na_rep="NaN", float_format="%.6f")
+    return summary

@@ -1,0 +1,200 @@
+"""Leave-one-area-out: the summary table, the planned jobs, the config check, a tiny run."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, validated
+from test_workflow import TINY, snakemake
+
+from landcover.config import area_table, check_config
+from landcover.errors import ConfigError, DataError
+from landcover.loao import MEAN_ROW, loao_summary, summarise_folds
+
+NAN = math.nan
+
+
+def per_class(iou, support, tp=None, f1=None, names=("tree", "water", "built_up")):
+    """A hand-made per_class_iou.csv table."""
+    return pd.DataFrame(
+        {
+            "class": list(names),
+            "index": range(len(names)),
+            "iou": iou,
+            "f1": f1 if f1 is not None else iou,
+            "support": support,
+            "tp": tp if tp is not None else [0] * len(names),
+        }
+    )
+
+
+def test_summary_has_a_row_per_fold_and_the_mean():
+    folds = {
+        "north": per_class([0.5, 0.8, 0.0], [100, 50, 50], tp=[60, 40, 0]),
+        "south": per_class([0.7, 0.6, 0.2], [200, 100, 100], tp=[150, 70, 30]),
+    }
+    table = summarise_folds(folds)
+    assert table["holdout"].tolist() == ["north", "south", MEAN_ROW]
+    north = table.iloc[0]
+    assert north["miou"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)  # present at 0 counts as 0
+    assert north["overall_accuracy"] == pytest.approx(100 / 200)
+    assert north["pixels"] == 200 and north["support_water"] == 50
+    mean = table.iloc[-1]
+    assert mean["miou"] == pytest.approx((north["miou"] + table.iloc[1]["miou"]) / 2)
+    assert mean["iou_built_up"] == pytest.approx(0.1)
+    assert mean["pixels"] == 600 and mean["support_tree"] == 300  # totals over the folds
+    assert [c for c in table.columns if c.startswith("iou_")] == [
+        "iou_tree",
+        "iou_water",
+        "iou_built_up",
+    ]
+
+
+def test_class_absent_from_a_fold_is_nan_there_and_skipped_by_the_mean():
+    folds = {
+        "north": per_class([0.5, NAN, 0.4], [100, 0, 50], tp=[60, 0, 30]),
+        "south": per_class([0.7, 0.6, 0.2], [200, 100, 100], tp=[150, 70, 30]),
+        "east": per_class([0.3, NAN, NAN], [80, 0, 0], tp=[40, 0, 0]),
+    }
+    table = summarise_folds(folds).set_index("holdout")
+    assert math.isnan(table.loc["north", "iou_water"])
+    assert table.loc["north", "miou"] == pytest.approx(0.45)  # over the present classes only
+    assert table.loc["east", "miou"] == pytest.approx(0.3)
+    assert table.loc[MEAN_ROW, "iou_water"] == pytest.approx(0.6)  # not (0 + 0.6 + 0) / 3
+    assert table.loc[MEAN_ROW, "iou_built_up"] == pytest.approx(0.3)
+    assert table.loc[MEAN_ROW, "support_water"] == 100
+
+
+def test_class_absent_from_every_fold_stays_nan():
+    folds = {
+        "north": per_class([0.5, NAN, 0.4], [100, 0, 50]),
+        "south": per_class([0.7, NAN, 0.2], [200, 0, 100]),
+    }
+    table = summarise_folds(folds)
+    assert table["iou_water"].isna().all()
+    assert np.isfinite(table["miou"]).all()
+
+
+def test_folds_with_different_classes_are_an_error():
+    folds = {
+        "north": per_class([0.5, 0.4], [100, 50], names=("tree", "water")),
+        "south": per_class([0.7, 0.2], [200, 100], names=("tree", "bare")),
+    }
+    with pytest.raises(DataError, match=r"Fold 'south'.*classes"):
+        summarise_folds(folds)
+
+
+def test_summary_file_writes_nan(tmp_path):
+    paths = []
+    for area, table in {
+        "north": per_class([0.5, NAN, 0.4], [100, 0, 50]),
+        "south": per_class([0.7, 0.6, 0.2], [200, 100, 100]),
+    }.items():
+        paths.append(tmp_path / f"{area}.csv")
+        table.to_csv(paths[-1], index=False, na_rep="NaN")
+    loao_summary(per_class=paths, areas=["north", "south"], out=tmp_path / "summary.csv")
+    text = (tmp_path / "summary.csv").read_text().splitlines()
+    assert len(text) == 1 + 2 + 1
+    assert text[1].startswith("north,") and "NaN" in text[1] and text[-1].startswith("mean,")
+
+
+def tiny_config(**evaluate) -> dict:
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config.update(copy.deepcopy(TINY))  # test_workflow's TINY stays as it is
+    config["evaluate"] = evaluate
+    return config
+
+
+def job_counts(stdout: str) -> dict[str, int]:
+    """Rule -> jobs from the `Job stats` table of a dry run."""
+    table = stdout.split("Job stats:")[1].split("total")[0]
+    counts = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_dry_run_plans_one_fold_per_area(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(leave_one_area_out=True)))
+    run = snakemake(tmp_path, "-n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    n = len(TINY["areas"])
+    for rule in (
+        "loao_split_patches",
+        "loao_class_weights",
+        "loao_train_model",
+        "loao_predict_area",
+        "loao_evaluate",
+    ):
+        assert counts[rule] == n, rule
+    assert counts["loao_summary"] == 1
+    assert counts["train_model"] == 1 and counts["tile_area"] == n  # patches are shared
+    for area in TINY["areas"]:
+        assert f"results/loao/{area}/eval/baseline/cpu/per_class_iou.csv" in run.stdout
+    assert "results/loao/baseline/cpu/summary.csv" in run.stdout
+
+
+def test_switch_is_off_by_default():
+    # (test_workflow's run of the default target then has nothing left to do: no fold)
+    assert validated(tiny_config())["evaluate"]["leave_one_area_out"] is False
+
+
+def one_area_config() -> dict:
+    config = tiny_config(leave_one_area_out=True)
+    config["areas"] = {"city": TINY["areas"]["city"]}
+    config["holdout"] = []
+    config["split"]["method"] = "blocks"
+    return config
+
+
+def test_fewer_than_two_areas_is_a_config_error():
+    config = validated(one_area_config())
+    with pytest.raises(ConfigError, match=r"evaluate.leave_one_area_out needs at least 2 areas"):
+        check_config(config, area_table(config["areas"]))
+
+
+def test_fewer_than_two_areas_fails_before_any_job(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(one_area_config()))
+    run = snakemake(tmp_path, "-n")
+    assert run.returncode != 0
+    assert "evaluate.leave_one_area_out needs at least 2 areas" in run.stdout + run.stderr
+    # the `loao` target asked for with the switch off fails the same way
+    config = one_area_config()
+    config["evaluate"]["leave_one_area_out"] = False
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "-n", "loao")
+    assert run.returncode != 0
+    assert "evaluate.leave_one_area_out needs at least 2 areas" in run.stdout + run.stderr
+    assert not (tmp_path / "resources").exists()
+
+
+@pytest.mark.slow
+def test_loao_target_runs_on_two_tiny_areas(tmp_path):
+    config = tiny_config()
+    config["areas"] = {name: TINY["areas"][name] for name in ("lakeside", "city")}
+    # blocks holds out no area in the main run; each fold still holds out its area whole
+    config.update(holdout=[], split={**TINY["split"], "method": "blocks"})
+    config["training"] = {**TINY["training"], "epochs": 1}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "loao")
+    assert run.returncode == 0, run.stderr[-4000:]
+    summary = pd.read_csv(tmp_path / "results/loao/baseline/cpu/summary.csv")
+    assert sorted(summary["holdout"][:-1]) == ["city", "lakeside"]
+    assert summary["holdout"].iloc[-1] == MEAN_ROW
+    assert len([c for c in summary.columns if c.startswith("iou_")]) == len(config["classes"])
+    assert (summary["pixels"] > 0).all()
+    for area in ("lakeside", "city"):
+        index = gpd.read_parquet(tmp_path / f"results/loao/{area}/patches/index.parquet")
+        assert set(index.loc[index["area"] == area, "split"]) == {"holdout"}
+        assert "val" in set(index.loc[index["area"] != area, "split"])
+        assert (tmp_path / f"results/loao/{area}/maps/baseline/cpu/{area}.tif").exists()
+    assert not (tmp_path / "results/models").exists()  # the main chain was not run
