@@ -297,6 +297,14 @@ def test_windows_are_normalised_as_in_training():
     np.testing.assert_array_equal(batch, expected)
 
 
+def test_mapping_leaves_the_callers_image_alone():
+    img = image(40, 50)
+    img[0, 3, 4] = np.nan
+    before = img.copy()
+    predict_array(pixel_net(), img, MEAN, STD, n_classes=3, window=16, overlap=4)
+    np.testing.assert_array_equal(img, before)  # batches are normalised in place, not reads
+
+
 def test_labels_take_the_first_of_equal_maxima():
     probs = np.array([[[0.2, 0.5]], [[0.5, 0.5]], [[0.3, 0.0]]], np.float32)  # (3, 1, 2)
     values, conf = predict.labels_from_probs(
