@@ -41,7 +41,7 @@ from affine import Affine
 from rasterio.warp import reproject
 from scipy import ndimage
 
-from landcover.align import GTIFF_OPTIONS, align_area, choose_resampling
+from landcover.align import GTIFF_OPTIONS, IMAGE_OPTIONS, align_area, choose_resampling
 from landcover.grid import Grid, area_grid
 from landcover.hardware import cpu_model
 
@@ -57,6 +57,12 @@ def smooth_field(shape: tuple[int, int], scale: int, rng: np.random.Generator) -
     return (field - low) / (high - low + 1e-12)
 
 
+# the raw files as the acquire rules write them: tiled like the aligned ones, deflate
+RAW_OPTIONS = {k: v for k, v in GTIFF_OPTIONS.items() if k != "zstd_level"} | {
+    "compress": "deflate"
+}
+
+
 def write_synthetic_raw(
     folder: Path, bbox: Sequence[float], bands: int, codes: Sequence[int], seed: int = 0
 ) -> tuple[Path, Path]:
@@ -66,7 +72,7 @@ def write_synthetic_raw(
     imagery = folder / "imagery.tif"
     base = smooth_field(grid.shape, 20, rng)
     profile = {
-        **GTIFF_OPTIONS,
+        **RAW_OPTIONS,
         **grid.profile(),
         "count": bands,
         "dtype": "uint16",
@@ -94,7 +100,7 @@ def write_synthetic_raw(
     labels_array = classes[np.minimum((field * len(classes)).astype(int), len(classes) - 1)]
     labels = folder / "labels.tif"
     label_profile = {
-        **GTIFF_OPTIONS,
+        **RAW_OPTIONS,
         "crs": "EPSG:4326",
         "transform": Affine(DEGREE, 0, left, 0, -DEGREE, top),
         "width": width,
@@ -147,20 +153,13 @@ def raw_warp_to_files(imagery: Path, labels: Path, grid: Grid, folder: Path, thr
     """Reproject the bands and labels straight into GeoTIFFs like the aligned ones.
 
     Same grid, resampling, threads, data types and creation options as ``align_area``'s
-    outputs (float32 image, uint8 labels, tiled, deflate), written by the warper itself
+    outputs (float32 image, uint8 labels, tiled, ZSTD), written by the warper itself
     (``destination=rasterio.band(dst, i)``), as ``gdalwarp`` would.
     """
     with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
         with rasterio.open(imagery) as src:
             resampling = choose_resampling(src.crs, src.transform, grid)
-            profile = {
-                **GTIFF_OPTIONS,
-                **grid.profile(),
-                "count": src.count,
-                "dtype": "float32",
-                "nodata": np.nan,
-                "predictor": 3,
-            }
+            profile = {**IMAGE_OPTIONS, **grid.profile(), "count": src.count}
             with rasterio.open(folder / "image.tif", "w", **profile) as dst:
                 for band in range(1, src.count + 1):
                     reproject(

@@ -15,13 +15,14 @@ scene's peak within 20 % of the small scene's. These runs measure the mapper (st
 accumulation, windowed reads and writes, the COG conversion), not the network: they use a
 tiny convolutional net (``--memory-model conv``: two 3x3 convolutions) so that 20000^2 px
 map in minutes on a CPU; ``--memory-model tu-mobilenetv3_small_050`` uses a small smp
-U-Net. The synthetic input is laid out as an aligned image (float32, 256 px tiles, band
-interleaved, deflate) with ``--memory-bands`` bands (3 by default: 10 bands of 20000^2 px
-would be 16 GB uncompressed) holding a blocky pattern that deflate shrinks a hundredfold,
-so writing and reading it is cheap; it is written 512 rows at a time. Each peak includes
-the process's floor (Python, torch - about 0.7 GB resident for a CUDA build -, GDAL, the
-model and one forward batch), printed beside it. The throughput scene holds random
-DN-like reflectance, as incompressible as real imagery.
+U-Net. The synthetic input is laid out as ``align_area`` writes aligned images (float32,
+256 px tiles, band interleaved, ZSTD) with ``--memory-bands``
+bands (3 by default: 10 bands of 20000^2 px would be 16 GB uncompressed) holding a
+blocky pattern that compresses a hundredfold, so writing and reading it is cheap; it is
+written 512 rows at a time. Each peak includes the process's floor (Python, torch -
+about 0.7 GB resident for a CUDA build -, GDAL, the model and one forward batch),
+printed beside it. The throughput scene holds random DN-like reflectance, as
+incompressible as real imagery.
 
 Usage (from the repository root):
     python bench/map_efficiency.py --threads 2
@@ -46,9 +47,9 @@ import rasterio
 import torch
 from affine import Affine
 
-from landcover.align import GTIFF_OPTIONS
+from landcover.align import IMAGE_OPTIONS
 from landcover.classes import ClassMap
-from landcover.hardware import cpu_model
+from landcover.hardware import cpu_model, resolve_channels_last
 from landcover.predict import chunk_shape, predict_scene, strip_memory_bytes, window_starts
 from landcover.runtime import tune_malloc
 
@@ -93,21 +94,18 @@ def write_scene(
 ) -> Path:
     """Write a synthetic aligned image (float32, NaN nodata), ``rows`` rows at a time.
 
-    By default the pattern is blocky (a few distinct values per band), so that deflate
+    By default the pattern is blocky (a few distinct values per band), so that ZSTD
     shrinks it a hundredfold and the map holds several classes; with ``noise`` the
     values are random reflectance on the DN grid (``DN * 1e-4 - 0.1``). A 300 px square
     in the upper left is nodata.
     """
     profile = {
-        **GTIFF_OPTIONS,
-        "dtype": "float32",
+        **IMAGE_OPTIONS,  # laid out and compressed as align_area writes aligned images
         "count": bands,
         "height": height,
         "width": width,
         "crs": "EPSG:32631",
         "transform": Affine(10, 0, 500000, 0, -10, 5000000),
-        "nodata": np.nan,
-        "zlevel": 1,
         "BIGTIFF": "YES",
     }
     rng = np.random.default_rng(0)
@@ -229,6 +227,9 @@ def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]
         n: torch.from_numpy(rng.standard_normal((n, args.bands, args.window, args.window), "f4"))
         for n in set(sizes)
     }
+    if resolve_channels_last("auto", torch.device("cpu")):  # the layout predict_scene uses
+        model = model.to(memory_format=torch.channels_last)
+        tensors = {n: t.contiguous(memory_format=torch.channels_last) for n, t in tensors.items()}
 
     def raw() -> None:
         with torch.inference_mode():

@@ -40,11 +40,11 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from landcover.data import EpochSampler, PatchDataset, band_stats
-from landcover.hardware import cpu_model
+from landcover.hardware import cpu_model, resolve_channels_last
 from landcover.losses import SegmentationLoss
 from landcover.model import build_model, model_config
 from landcover.runtime import tune_malloc
-from landcover.training import TrainingConfig, build_optimizer, resolve_channels_last
+from landcover.training import TrainingConfig, build_optimizer
 
 
 def synthetic_store(root: Path, n: int, size: int, bands: int, classes: int) -> Path:

@@ -78,6 +78,10 @@ use rule evaluate as loao_evaluate with:
 
 rule loao_summary:
     input:
+        metrics=expand(
+            "results/loao/{holdout}/eval/{{experiment}}/{{device}}/metrics.json",
+            holdout=AREAS,
+        ),
         per_class=expand(
             "results/loao/{holdout}/eval/{{experiment}}/{{device}}/per_class_iou.csv",
             holdout=AREAS,

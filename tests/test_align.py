@@ -167,8 +167,8 @@ def test_outputs_share_the_area_grid(aligned: dict) -> None:
     assert (lcrs, ltransform, lshape) == (crs, transform, shape)
     assert ldtypes == ("uint8",)
     assert lnodata == 255
-    assert aligned["compression"][0].value.lower() == "deflate"
-    assert aligned["compression"][1].value.lower() == "deflate"
+    assert aligned["compression"][0].value.lower() == "zstd"
+    assert aligned["compression"][1].value.lower() == "zstd"
     assert aligned["tiled"] == (True, True)
 
 

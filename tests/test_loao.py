@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import geopandas as gpd
@@ -20,33 +21,36 @@ from landcover.loao import MEAN_ROW, loao_summary, summarise_folds
 NAN = math.nan
 
 
-def per_class(iou, support, tp=None, f1=None, names=("tree", "water", "built_up")):
-    """A hand-made per_class_iou.csv table."""
-    return pd.DataFrame(
-        {
-            "class": list(names),
-            "index": range(len(names)),
-            "iou": iou,
-            "f1": f1 if f1 is not None else iou,
-            "support": support,
-            "tp": tp if tp is not None else [0] * len(names),
-        }
+def fold(iou, support, miou, names=("tree", "water", "built_up")):
+    """A fold's hand-made metrics.json (headline scores) and per_class_iou.csv table."""
+    metrics = {
+        "miou": miou,
+        "overall_accuracy": miou + 0.1,
+        "macro_f1": miou + 0.05,
+        "kl_divergence": 1 - miou,
+        "pixels": int(sum(support)),
+        "experiment": "baseline",
+    }
+    table = pd.DataFrame(
+        {"class": list(names), "index": range(len(names)), "iou": iou, "support": support}
     )
+    return metrics, table
 
 
 def test_summary_has_a_row_per_fold_and_the_mean():
     folds = {
-        "north": per_class([0.5, 0.8, 0.0], [100, 50, 50], tp=[60, 40, 0]),
-        "south": per_class([0.7, 0.6, 0.2], [200, 100, 100], tp=[150, 70, 30]),
+        "north": fold([0.5, 0.8, 0.0], [100, 50, 50], miou=0.4),
+        "south": fold([0.7, 0.6, 0.2], [200, 100, 100], miou=0.5),
     }
     table = summarise_folds(folds)
     assert table["holdout"].tolist() == ["north", "south", MEAN_ROW]
     north = table.iloc[0]
-    assert north["miou"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)  # present at 0 counts as 0
-    assert north["overall_accuracy"] == pytest.approx(100 / 200)
+    # the fold's own headline scores (evaluate's), not recomputed
+    assert north["miou"] == 0.4 and north["macro_f1"] == pytest.approx(0.45)
     assert north["pixels"] == 200 and north["support_water"] == 50
+    assert north["iou_built_up"] == 0.0  # present, never right: 0, not NaN
     mean = table.iloc[-1]
-    assert mean["miou"] == pytest.approx((north["miou"] + table.iloc[1]["miou"]) / 2)
+    assert mean["miou"] == pytest.approx(0.45) and mean["kl_divergence"] == pytest.approx(0.55)
     assert mean["iou_built_up"] == pytest.approx(0.1)
     assert mean["pixels"] == 600 and mean["support_tree"] == 300  # totals over the folds
     assert [c for c in table.columns if c.startswith("iou_")] == [
@@ -58,14 +62,12 @@ def test_summary_has_a_row_per_fold_and_the_mean():
 
 def test_class_absent_from_a_fold_is_nan_there_and_skipped_by_the_mean():
     folds = {
-        "north": per_class([0.5, NAN, 0.4], [100, 0, 50], tp=[60, 0, 30]),
-        "south": per_class([0.7, 0.6, 0.2], [200, 100, 100], tp=[150, 70, 30]),
-        "east": per_class([0.3, NAN, NAN], [80, 0, 0], tp=[40, 0, 0]),
+        "north": fold([0.5, NAN, 0.4], [100, 0, 50], miou=0.45),
+        "south": fold([0.7, 0.6, 0.2], [200, 100, 100], miou=0.5),
+        "east": fold([0.3, NAN, NAN], [80, 0, 0], miou=0.3),
     }
     table = summarise_folds(folds).set_index("holdout")
     assert math.isnan(table.loc["north", "iou_water"])
-    assert table.loc["north", "miou"] == pytest.approx(0.45)  # over the present classes only
-    assert table.loc["east", "miou"] == pytest.approx(0.3)
     assert table.loc[MEAN_ROW, "iou_water"] == pytest.approx(0.6)  # not (0 + 0.6 + 0) / 3
     assert table.loc[MEAN_ROW, "iou_built_up"] == pytest.approx(0.3)
     assert table.loc[MEAN_ROW, "support_water"] == 100
@@ -73,8 +75,8 @@ def test_class_absent_from_a_fold_is_nan_there_and_skipped_by_the_mean():
 
 def test_class_absent_from_every_fold_stays_nan():
     folds = {
-        "north": per_class([0.5, NAN, 0.4], [100, 0, 50]),
-        "south": per_class([0.7, NAN, 0.2], [200, 0, 100]),
+        "north": fold([0.5, NAN, 0.4], [100, 0, 50], miou=0.45),
+        "south": fold([0.7, NAN, 0.2], [200, 0, 100], miou=0.45),
     }
     table = summarise_folds(folds)
     assert table["iou_water"].isna().all()
@@ -83,23 +85,33 @@ def test_class_absent_from_every_fold_stays_nan():
 
 def test_folds_with_different_classes_are_an_error():
     folds = {
-        "north": per_class([0.5, 0.4], [100, 50], names=("tree", "water")),
-        "south": per_class([0.7, 0.2], [200, 100], names=("tree", "bare")),
+        "north": fold([0.5, 0.4], [100, 50], miou=0.45, names=("tree", "water")),
+        "south": fold([0.7, 0.2], [200, 100], miou=0.45, names=("tree", "bare")),
     }
     with pytest.raises(DataError, match=r"Fold 'south'.*classes"):
         summarise_folds(folds)
 
 
+def test_fold_without_its_headline_scores_is_an_error():
+    metrics, table = fold([0.5, 0.4, 0.1], [100, 50, 10], miou=0.3)
+    del metrics["kl_divergence"]
+    with pytest.raises(DataError, match=r"Fold 'north'.*kl_divergence.*rerun"):
+        summarise_folds({"north": (metrics, table)})
+
+
 def test_summary_file_writes_nan(tmp_path):
-    paths = []
-    for area, table in {
-        "north": per_class([0.5, NAN, 0.4], [100, 0, 50]),
-        "south": per_class([0.7, 0.6, 0.2], [200, 100, 100]),
+    metrics, per_class = [], []
+    for area, (scores, table) in {
+        "north": fold([0.5, NAN, 0.4], [100, 0, 50], miou=0.45),
+        "south": fold([0.7, 0.6, 0.2], [200, 100, 100], miou=0.5),
     }.items():
-        paths.append(tmp_path / f"{area}.csv")
-        table.to_csv(paths[-1], index=False, na_rep="NaN")
-    loao_summary(per_class=paths, areas=["north", "south"], out=tmp_path / "summary.csv")
-    text = (tmp_path / "summary.csv").read_text().splitlines()
+        metrics.append(tmp_path / f"{area}.json")
+        metrics[-1].write_text(json.dumps(scores))
+        per_class.append(tmp_path / f"{area}.csv")
+        table.to_csv(per_class[-1], index=False, na_rep="NaN")
+    out = tmp_path / "summary.csv"
+    loao_summary(metrics=metrics, per_class=per_class, areas=["north", "south"], out=out)
+    text = out.read_text().splitlines()
     assert len(text) == 1 + 2 + 1
     assert text[1].startswith("north,") and "NaN" in text[1] and text[-1].startswith("mean,")
 

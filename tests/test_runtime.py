@@ -34,7 +34,7 @@ print(json.dumps({"tuned": tuned, "faults": faults}))
 
 
 def probe(mode: str, **env: str) -> dict:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "LANDCOVER_"))}
     run = subprocess.run(
         [sys.executable, "-c", PROBE, mode],
         capture_output=True,
@@ -55,5 +55,6 @@ def test_tuned_malloc_reuses_freed_buffers():
 
 @pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
 def test_users_malloc_settings_win():
-    run = probe("tuned", MALLOC_TRIM_THRESHOLD_="131072")
-    assert run["tuned"] is False
+    assert probe("tuned", MALLOC_TRIM_THRESHOLD_="131072")["tuned"] is False
+    off = probe("tuned", LANDCOVER_TUNE_MALLOC="0")
+    assert off["tuned"] is False and off["faults"] > 8192  # glibc's defaults: faults again

@@ -17,8 +17,9 @@ import torch
 from _patchstore import BANDS, CLASSES, make_patch_store
 
 from landcover.errors import ConfigError
+from landcover.hardware import resolve_channels_last
 from landcover.model import load_model
-from landcover.training import resolve_channels_last, train_model
+from landcover.training import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"}  # 2 M parameters
@@ -243,7 +244,7 @@ def test_patch_size_must_suit_the_model(tmp_path):
 
 DDP_RUN = """
 import json, sys
-from landcover.training import resolve_channels_last, train_model
+from landcover.training import train_model
 train_model(**json.loads(open(sys.argv[1]).read()))
 """
 

@@ -343,16 +343,11 @@ def bench_engine(
     """
     import torch
 
-    from landcover.hardware import describe_hardware
+    from landcover.hardware import describe_hardware, resolve_channels_last
     from landcover.losses import SegmentationLoss
     from landcover.model import build_model, model_config
     from landcover.runtime import tune_malloc
-    from landcover.training import (
-        TrainingConfig,
-        build_optimizer,
-        resolve_channels_last,
-        resolve_precision,
-    )
+    from landcover.training import TrainingConfig, build_optimizer, resolve_precision
 
     spec = parse_engine(engine)
     cfg = TrainingConfig.from_mapping(training)

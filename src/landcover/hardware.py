@@ -49,6 +49,19 @@ def resolve_device(device: str) -> torch.device:
             raise ConfigError(f"device: unknown device '{device}'; use one of {list(DEVICES)}.")
 
 
+def resolve_channels_last(setting: bool | str, device: torch.device) -> bool:
+    """Whether the model and batches use the channels-last memory format.
+
+    ``auto`` is on for CPU and CUDA: oneDNN (CPU) and cuDNN's tensor-core kernels run
+    convolutions in channels-last without reordering each layer's input (compare
+    ``bench/train_efficiency.py --channels-last off``); MPS keeps the default layout.
+    Training follows ``training.channels_last``, mapping always ``auto``.
+    """
+    if setting == "auto":
+        return device.type in ("cpu", "cuda")
+    return bool(setting)
+
+
 def cpu_model() -> str:
     """Return the CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform``)."""
     try:

@@ -2,13 +2,13 @@
 
 A fold holds out one area (the ``{holdout}`` wildcard) and trains on all the others;
 its model maps the held-out area, which is scored over the whole scene like any
-holdout area (``landcover.evaluate``). :func:`summarise_folds` puts the folds'
-per-class tables side by side.
+holdout area (``landcover.evaluate``). :func:`summarise_folds` puts the folds' scores
+side by side: the headline scores of each fold's ``metrics.json`` (``evaluate``'s own,
+so the conventions are its: ``miou`` and ``macro_f1`` over the classes present in the
+reference) and the IoU and support of each class from its ``per_class_iou.csv``.
 
-Conventions (those of ``landcover.evaluate``; a mean never hides a class at zero):
+Conventions of the table (a mean never hides a class at zero):
 
-* a fold's ``miou`` and ``macro_f1`` average the classes present in its reference;
-  ``overall_accuracy`` is the fraction of its scored pixels predicted right;
 * a class absent from a fold's reference has IoU NaN in that fold (undefined, not 0);
 * the ``mean`` row averages the folds' scores, skipping NaN: a class absent from a
   fold's reference counts in the mean over the folds where it is present only (NaN
@@ -18,10 +18,12 @@ Conventions (those of ``landcover.evaluate``; a mean never hides a class at zero
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +48,10 @@ held-out areas): the other areas' blocks validate, with ``split.block_size``,
 MEAN_ROW = "mean"
 """``holdout`` value of the row that aggregates the folds."""
 
-PER_CLASS_COLUMNS = ("class", "iou", "f1", "support", "tp")
+HEADLINE = ("miou", "overall_accuracy", "macro_f1", "kl_divergence", "pixels")
+"""Keys of a fold's ``metrics.json`` the summary reads."""
+
+PER_CLASS_COLUMNS = ("class", "iou", "support")
 """Columns of ``per_class_iou.csv`` the summary reads."""
 
 
@@ -57,36 +62,18 @@ def _nanmean(values: np.ndarray) -> float:
     return float(values[finite].mean()) if finite.any() else math.nan
 
 
-def fold_scores(per_class: pd.DataFrame) -> dict[str, float | int]:
-    """Headline scores of one fold from its per-class table.
-
-    Args:
-        per_class: a ``per_class_iou.csv`` table (one row per class, index order).
-
-    Returns:
-        ``miou`` and ``macro_f1`` over the classes present in the reference (support >
-        0), ``overall_accuracy`` (sum tp / sum support) and ``pixels`` (sum support).
-
-    """
-    present = per_class["support"].to_numpy() > 0
-    pixels = int(per_class["support"].sum())
-    return {
-        "miou": _nanmean(per_class["iou"].to_numpy()[present]),
-        "overall_accuracy": float(per_class["tp"].sum() / pixels) if pixels else math.nan,
-        "macro_f1": _nanmean(per_class["f1"].to_numpy()[present]),
-        "pixels": pixels,
-    }
-
-
-def summarise_folds(folds: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def summarise_folds(
+    folds: Mapping[str, tuple[Mapping[str, Any], pd.DataFrame]],
+) -> pd.DataFrame:
     """One row per held-out area and a final ``mean`` row (see the module's conventions).
 
     Args:
-        folds: held-out area -> its ``per_class_iou.csv`` table, in the row order wanted.
+        folds: held-out area -> its ``metrics.json`` (as a dict) and ``per_class_iou.csv``
+            table, in the row order wanted.
 
     Returns:
-        Columns ``holdout``, ``miou``, ``overall_accuracy``, ``macro_f1``, ``pixels``,
-        then ``iou_<class>`` and ``support_<class>`` for every class in index order.
+        Columns ``holdout``, :data:`HEADLINE`, then ``iou_<class>`` and
+        ``support_<class>`` for every class in index order.
 
     Raises:
         ConfigError: no fold.
@@ -99,11 +86,12 @@ def summarise_folds(folds: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         )
     names: list[str] | None = None
     rows = []
-    for area, table in folds.items():
+    for area, (metrics, table) in folds.items():
         missing = [c for c in PER_CLASS_COLUMNS if c not in table.columns]
+        missing += [k for k in HEADLINE if k not in metrics]
         if missing:
             raise DataError(
-                f"Fold '{area}': the per-class table lacks columns {missing}; delete "
+                f"Fold '{area}': its scores lack {missing}; delete "
                 f"results/loao/{area}/eval/ and rerun the loao target."
             )
         classes = [str(c) for c in table["class"]]
@@ -117,7 +105,7 @@ def summarise_folds(folds: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append(
             {
                 "holdout": area,
-                **fold_scores(table),
+                **{key: metrics[key] for key in HEADLINE},
                 **{f"iou_{c}": float(v) for c, v in zip(classes, table["iou"], strict=True)},
                 **{f"support_{c}": int(v) for c, v in zip(classes, table["support"], strict=True)},
             }
@@ -133,14 +121,18 @@ def summarise_folds(folds: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def loao_summary(
-    per_class: Sequence[PathLike], areas: Sequence[str], out: PathLike
+    metrics: Sequence[PathLike],
+    per_class: Sequence[PathLike],
+    areas: Sequence[str],
+    out: PathLike,
 ) -> pd.DataFrame:
     """Write the leave-one-area-out summary of one experiment x device (``loao_summary`` rule).
 
     Args:
-        per_class: ``results/loao/{holdout}/eval/{experiment}/{device}/per_class_iou.csv``
-            of every fold.
-        areas: the held-out area of each table, in the same order.
+        metrics: ``results/loao/{holdout}/eval/{experiment}/{device}/metrics.json`` of
+            every fold.
+        per_class: the ``per_class_iou.csv`` beside each of them.
+        areas: the held-out area of each fold, in the same order.
         out: the summary CSV (see :func:`summarise_folds`); NaN written as ``NaN``.
 
     Returns:
@@ -151,19 +143,19 @@ def loao_summary(
         DataError: an unreadable table (named), or see :func:`summarise_folds`.
 
     """
-    if len(per_class) != len(areas):
+    if not len(metrics) == len(per_class) == len(areas):
         raise ConfigError(
-            f"leave-one-area-out: {len(per_class)} per-class tables for {len(areas)} areas; "
-            "give one table per held-out area."
+            f"leave-one-area-out: {len(metrics)} metrics files and {len(per_class)} per-class "
+            f"tables for {len(areas)} areas; give one of each per held-out area."
         )
     folds = {}
-    for area, path in zip(areas, per_class, strict=True):
+    for area, scores, table in zip(areas, metrics, per_class, strict=True):
         try:
-            folds[area] = pd.read_csv(path)
+            folds[area] = (json.loads(Path(scores).read_text()), pd.read_csv(table))
         except (OSError, ValueError) as err:
             raise DataError(
-                f"Cannot read the per-class table '{path}' of fold '{area}' ({err}); delete "
-                "it and rerun the loao target."
+                f"Cannot read the scores '{scores}', '{table}' of fold '{area}' ({err}); "
+                "delete them and rerun the loao target."
             ) from err
     summary = summarise_folds(folds)
     for row in summary.itertuples(index=False):

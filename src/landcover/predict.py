@@ -50,7 +50,7 @@ from tqdm import tqdm
 from landcover import __version__
 from landcover.classes import IGNORE, ClassMap
 from landcover.errors import ConfigError, DataError
-from landcover.hardware import resolve_device
+from landcover.hardware import resolve_channels_last, resolve_device
 from landcover.io import atomic_path, open_raster
 from landcover.runtime import tune_malloc
 
@@ -363,13 +363,15 @@ def run_model(
 ) -> np.ndarray:
     """Class probabilities (softmax) of a batch ``(B, C, h, w)`` -> ``(B, K, h, w)`` float32.
 
-    On accelerators the batch is channels-last and runs under autocast with ``dtype``;
-    on the CPU it runs in float32.
+    The batch is channels-last where :func:`~landcover.hardware.resolve_channels_last`
+    says so (CPU and CUDA: the layout ``predict_scene`` gives the model; the result
+    may then be a strided view). On accelerators it runs under autocast with ``dtype``;
+    on the CPU in float32.
     """
     x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
-    accelerated = device.type != "cpu"
-    if accelerated:
+    if resolve_channels_last("auto", device):
         x = x.contiguous(memory_format=torch.channels_last)
+    accelerated = device.type != "cpu"
     with (
         torch.inference_mode(),
         torch.autocast(device.type, dtype=dtype, enabled=accelerated and dtype is not None),
@@ -510,8 +512,7 @@ def normalise_batch(batch: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.
 
     The values are :func:`landcover.data.normalise`'s (``(x - mean) / std`` in float32,
     non-finite results set to 0), computed by in-place torch operations: no temporary
-    of the batch's size, and on all of torch's threads (NumPy would use one core for
-    passes that cost about 2 % of a CPU mapping).
+    of the batch's size, and on all of torch's threads (NumPy would use one core).
     """
     x = torch.from_numpy(batch)
     shape = (1, len(mean), 1, 1)
@@ -796,10 +797,9 @@ def predict_scene(
     torch_device = resolve_device(device)
     if torch_device.type == "cpu":
         torch.set_num_threads(max(1, int(threads)))
-        if tune_malloc():
-            log.info("glibc malloc set to reuse freed tensor memory (runtime.tune_malloc)")
+        tune_malloc()
     model = model.to(torch_device).eval()
-    if torch_device.type != "cpu":
+    if resolve_channels_last("auto", torch_device):
         model = model.to(memory_format=torch.channels_last)
     all_tags = {
         "classes": json.dumps(list(classes.names)),

@@ -47,14 +47,14 @@ def tune_malloc() -> bool:
 
     By default glibc serves blocks above a threshold (at most 32 MiB) with a fresh
     ``mmap`` and returns freed memory at the heap's top to the system, so every forward
-    and backward pass of a CPU model maps, zero-fills and unmaps its large activations
-    again: on this project's 2-core benchmark the page faults took a quarter of a
-    mapping batch's time (0.76 s against 0.55 s tuned, 181000 faults against 6000). With
-    ``M_MMAP_MAX`` = 0 and a 1 GiB ``M_TRIM_THRESHOLD`` the same buffers are reused.
-    PyTorch's CPU tuning guide reaches this with jemalloc or tcmalloc through
-    ``LD_PRELOAD``; mallopt needs no extra library. The peak resident memory stayed
-    within a few percent (see the README's benchmarks). Only the calling process is
-    affected; if the user sets one of :data:`MALLOC_ENV`, malloc is left alone.
+    pass of a CPU model maps, zero-fills and unmaps its large activations again. With
+    ``M_MMAP_MAX`` = 0 and a 1 GiB ``M_TRIM_THRESHOLD`` the same buffers are reused:
+    ``bench/map_efficiency.py`` run plain and with ``LANDCOVER_TUNE_MALLOC=0`` shows the
+    gain (figures in the README), and its memory runs the peak. PyTorch's CPU tuning
+    guide reaches this with jemalloc or tcmalloc through ``LD_PRELOAD``; mallopt needs
+    no extra library. Only the calling process is affected (the settings are global to
+    it). Malloc is left alone when ``LANDCOVER_TUNE_MALLOC=0`` or when the user sets one
+    of :data:`MALLOC_ENV` (glibc's own settings win).
 
     Returns:
         True when the settings were applied (glibc), False elsewhere (macOS, musl).
@@ -63,11 +63,16 @@ def tune_malloc() -> bool:
     import ctypes
     import os
 
-    if sys.platform != "linux" or any(key in os.environ for key in MALLOC_ENV):
+    if os.environ.get("LANDCOVER_TUNE_MALLOC") == "0" or any(k in os.environ for k in MALLOC_ENV):
+        return False
+    if sys.platform != "linux":
         return False
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):  # not glibc
         return False
     m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
-    return bool(mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, TRIM_THRESHOLD))
+    tuned = bool(mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, TRIM_THRESHOLD))
+    if tuned:
+        logging.getLogger("landcover").info("glibc malloc set to reuse freed tensor memory")
+    return tuned

@@ -57,7 +57,12 @@ from landcover.data import (
 )
 from landcover.errors import ConfigError, DataError
 from landcover.evaluate import class_scores
-from landcover.hardware import describe_hardware, resolve_device, write_hardware_json
+from landcover.hardware import (
+    describe_hardware,
+    resolve_channels_last,
+    resolve_device,
+    write_hardware_json,
+)
 from landcover.io import atomic_path
 from landcover.losses import SegmentationLoss
 from landcover.model import (
@@ -239,19 +244,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
             "use auto, fp16 or fp32."
         )
     return precision
-
-
-def resolve_channels_last(setting: bool | str, device: torch.device) -> bool:
-    """Whether the model and batches use the channels-last memory format.
-
-    ``auto`` is on for CPU and CUDA: oneDNN (CPU) and cuDNN's tensor-core kernels run
-    convolutions in channels-last without reordering each layer's input (on this
-    project's CPU benchmark a training step of the demo model at batch 16 is about 8 %
-    faster); MPS keeps the default layout.
-    """
-    if setting == "auto":
-        return device.type in ("cpu", "cuda")
-    return bool(setting)
 
 
 def class_names(classes: Sequence[str | Mapping[str, Any]]) -> list[str]:
@@ -526,8 +518,8 @@ def _train(
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     torch.set_num_threads(max(1, threads // local_world))
-    if dev.type == "cpu" and tune_malloc():
-        log.info("glibc malloc set to reuse freed tensor memory (landcover.runtime.tune_malloc)")
+    if dev.type == "cpu":
+        tune_malloc()
     _seed_everything(seed, cfg.deterministic, dev)
     try:
         return _fit(
