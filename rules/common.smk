@@ -91,6 +91,11 @@ def get_gpus(wildcards):
     return 1 if wildcards.device == "cuda" else 0
 
 
+def confidence_output(path):
+    """`{"confidence": path}` when `predict.confidence` is on, else no output (unpacked)."""
+    return {"confidence": path} if config["predict"]["confidence"] else {}
+
+
 def get_eval_areas():
     """Areas scored: the holdout areas, or every area (on its validation blocks) if none."""
     return list(config["holdout"]) or list(AREAS)

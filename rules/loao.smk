@@ -49,8 +49,10 @@ use rule predict_area as loao_predict_area with:
         model="results/loao/{holdout}/models/{experiment}/{device}/best.pt",
         image="results/aligned/{holdout}/image.tif",
     output:
+        **confidence_output(
+            "results/loao/{holdout}/maps/{experiment}/{device}/{holdout}_confidence.tif"
+        ),
         map="results/loao/{holdout}/maps/{experiment}/{device}/{holdout}.tif",
-        confidence="results/loao/{holdout}/maps/{experiment}/{device}/{holdout}_confidence.tif",
     log:
         "logs/loao_predict_area/{holdout}/{experiment}/{device}.log",
     benchmark:

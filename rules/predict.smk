@@ -6,10 +6,10 @@ rule predict_area:
         model="results/models/{experiment}/{device}/best.pt",
         image="results/aligned/{area}/image.tif",
     output:
+        # predict.confidence: the winning class's probability (0-100), where the map is unsure
+        **confidence_output("results/maps/{experiment}/{device}/{area}_confidence.tif"),
         # not in the report: a scene-sized COG would bloat the HTML; the figure shows it
         map="results/maps/{experiment}/{device}/{area}.tif",
-        # the winning class's probability (0-100): where the map is unsure
-        confidence="results/maps/{experiment}/{device}/{area}_confidence.tif",
     log:
         "logs/predict_area/{experiment}/{device}/{area}.log",
     benchmark:

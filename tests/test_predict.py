@@ -287,14 +287,21 @@ def test_memory_does_not_grow_with_the_scene_width_but_for_the_shared_rows(monke
     assert acc.carry_probs.shape == (3, 8, 500)  # only the overlap rows span the width
 
 
-def test_windows_are_normalised_as_in_training():
-    pixels = image(6, 7)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_windows_are_normalised_as_in_training(channels_last):
+    pixels = image(6, 11)
     pixels[0, 1, 2], pixels[1, 3, 3], pixels[2, 5, 0] = np.nan, np.inf, -np.inf
+    before = pixels.copy()
     mean, std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
-    batch = np.stack([pixels, pixels[:, ::-1]])
-    expected = normalise(batch, mean, std)
-    assert predict.normalise_batch(batch, mean, std) is batch  # in place
-    np.testing.assert_array_equal(batch, expected)
+    batch = predict.window_batch(pixels, [0, 3, 6], 8, mean, std, channels_last)
+    assert batch.shape == (3, 3, 8, 8)
+    assert batch.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format
+    )
+    for k, c in enumerate([0, 3, 6]):  # bit for bit training's values, padded at the edges
+        expected = normalise(predict.pad_to(pixels[:, :, c : c + 8], 8, 8), mean, std)
+        np.testing.assert_array_equal(batch[k].numpy(), expected)
+    np.testing.assert_array_equal(pixels, before)  # the read block is left alone
 
 
 def test_mapping_leaves_the_callers_image_alone():

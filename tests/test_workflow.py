@@ -161,6 +161,18 @@ def test_missing_class_code_fails_and_leaves_no_output(workdir):
     assert not (workdir / "results/aligned/lakeside/image.tif").exists()
 
 
+@pytest.mark.parametrize("confidence", [True, False])
+def test_confidence_raster_follows_the_config(tmp_path, confidence):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["predict"] = {"confidence": confidence}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "results/maps/baseline/cpu/lakeside.tif", "-n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    job = run.stdout.split("rule predict_area:")[1].split("jobid")[0]
+    assert "results/maps/baseline/cpu/lakeside.tif" in job
+    assert ("lakeside_confidence.tif" in job) is confidence
+
+
 def test_bad_config_fails_before_any_job(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["holdout"] = ["atlantis"]

@@ -323,18 +323,20 @@ class StripAccumulator:
         weights[:cin] += self.carry_weights[:cin, a:col]
         self.carry_probs[:, :cout, a:col] = probs[:, n : n + cout]
         self.carry_weights[:cout, a:col] = weights[n : n + cout]
-        out = probs[:, :n] / np.maximum(weights[:n], np.finfo(np.float32).tiny)
+        # torch: the same IEEE division as NumPy's, on all of torch's threads
+        tiny = np.finfo(np.float32).tiny
+        out = torch.from_numpy(probs[:, :n]) / torch.from_numpy(weights[:n]).clamp_min(tiny)
         valid = self.valid[:n, :b].copy()
         # shift the unfinished columns left (NumPy copies overlapping views safely), clear the rest
         keep = span - b
         self.probs[:, :, :keep] = self.probs[:, :, b:]
         self.weights[:, :keep] = self.weights[:, b:]
         self.valid[:, :keep] = self.valid[:, b:]
-        self.probs[:, :, keep:] = 0
+        torch.from_numpy(self.probs)[:, :, keep:].zero_()
         self.weights[:, keep:] = 0
         self.valid[:, keep:] = False
         self.left = col
-        return self.top, a, out, valid
+        return self.top, a, out.numpy(), valid
 
 
 @dataclass(frozen=True)
@@ -357,18 +359,19 @@ class Strip:
 
 def run_model(
     model: torch.nn.Module,
-    batch: np.ndarray,
+    batch: np.ndarray | torch.Tensor,
     device: torch.device,
     dtype: torch.dtype | None = None,
 ) -> np.ndarray:
     """Class probabilities (softmax) of a batch ``(B, C, h, w)`` -> ``(B, K, h, w)`` float32.
 
-    The batch is channels-last where :func:`~landcover.hardware.resolve_channels_last`
+    The batch is made channels-last where :func:`~landcover.hardware.resolve_channels_last`
     says so (CPU and CUDA: the layout ``predict_scene`` gives the model; the result
-    may then be a strided view). On accelerators it runs under autocast with ``dtype``;
-    on the CPU in float32.
+    may then be a strided view), unless it already is. On accelerators it runs under
+    autocast with ``dtype``; on the CPU in float32.
     """
-    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+    x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
+    x = x.to(device, non_blocking=True)
     if resolve_channels_last("auto", device):
         x = x.contiguous(memory_format=torch.channels_last)
     accelerated = device.type != "cpu"
@@ -455,6 +458,7 @@ def iter_probability_blocks(
     if (std_arr <= 0).any() or not np.isfinite(std_arr).all():
         raise DataError(f"predict: the model's band std {list(std)} must be finite and > 0.")
     weights = blend_weights(window, overlap, floor)
+    channels_last = resolve_channels_last("auto", device)
     rows = window_starts(height, window, overlap)
     cols = window_starts(width, window, overlap)
     groups = [cols[i : i + batch_size] for i in range(0, len(cols), batch_size)]
@@ -483,10 +487,9 @@ def iter_probability_blocks(
                         f"{len(mean_arr)}; map with the bands the model was trained on."
                     )
                 ok = np.isfinite(pixels).all(axis=0)
-                batch = np.empty((len(group), len(mean_arr), window, window), dtype=np.float32)
-                for k, c in enumerate(group):
-                    batch[k] = pad_to(pixels[:, :, c - left : c - left + window], window, window)
-                out = run_model(model, normalise_batch(batch, mean_arr, std_arr), device, dtype)
+                offsets = [c - left for c in group]
+                batch = window_batch(pixels, offsets, window, mean_arr, std_arr, channels_last)
+                out = run_model(model, batch, device, dtype)
                 if out.shape[1] != n_classes:
                     raise DataError(
                         f"predict: the model scores {out.shape[1]} classes, the config has "
@@ -507,18 +510,46 @@ def iter_probability_blocks(
                 bar.update(len(group))
 
 
-def normalise_batch(batch: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Normalise a batch ``(B, bands, h, w)`` in place as training does; return it.
+def window_batch(
+    pixels: np.ndarray,
+    offsets: Sequence[int],
+    window: int,
+    mean: np.ndarray,
+    std: np.ndarray,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """Cut, pad and normalise a batch of windows from a block of pixels, as training does.
 
-    The values are :func:`landcover.data.normalise`'s (``(x - mean) / std`` in float32,
-    non-finite results set to 0), computed by in-place torch operations: no temporary
-    of the batch's size, and on all of torch's threads (NumPy would use one core).
+    Window ``k`` is ``pixels[:, :, offsets[k] : offsets[k] + window]`` (reflect-padded up
+    to ``window`` x ``window`` at the scene's edges). Its values are
+    :func:`landcover.data.normalise`'s, bit for bit: ``(x - mean) / std`` in float32,
+    non-finite results set to 0. ``pixels`` is left alone.
+
+    Written with torch rather than NumPy: each window is normalised straight into the
+    batch in the model's memory layout, so the batch is written once, with no copy
+    to reorder it into channels-last, and on all of torch's threads.
+
+    Args:
+        pixels: ``(bands, h, w)`` float32 reflectance, ``h <= window``.
+        offsets: column of each window in ``pixels``.
+        window: window size (px).
+        mean: per-band mean, float32.
+        std: per-band standard deviation, float32.
+        channels_last: lay the batch out channels-last (the model's layout).
+
+    Returns:
+        float32 tensor ``(len(offsets), bands, window, window)``.
+
     """
-    x = torch.from_numpy(batch)
-    shape = (1, len(mean), 1, 1)
-    x.sub_(torch.from_numpy(mean).view(shape)).div_(torch.from_numpy(std).view(shape))
-    x.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
-    return batch
+    bands = pixels.shape[0]
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    batch = torch.empty((len(offsets), bands, window, window), memory_format=layout)
+    shift = torch.from_numpy(mean).view(bands, 1, 1)
+    for k, c in enumerate(offsets):
+        piece = pad_to(pixels[:, :, c : c + window], window, window)
+        torch.sub(torch.from_numpy(piece), shift, out=batch[k])  # a strided view is fine
+    batch.div_(torch.from_numpy(std).view(1, bands, 1, 1))
+    return batch.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def iter_probability_strips(
@@ -607,8 +638,12 @@ def predict_array(
 
 
 def labels_from_probs(
-    probs: np.ndarray, valid: np.ndarray, table: np.ndarray, nodata: int
-) -> tuple[np.ndarray, np.ndarray]:
+    probs: np.ndarray,
+    valid: np.ndarray,
+    table: np.ndarray,
+    nodata: int,
+    confidence: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Map values and confidence of probabilities ``(K, h, w)``.
 
     Args:
@@ -616,14 +651,17 @@ def labels_from_probs(
         valid: True where the input holds data.
         table: the pixel value of each class (:func:`class_values`).
         nodata: value where the input is nodata.
+        confidence: compute the confidence (else ``None`` is returned for it).
 
     Returns:
-        (uint8 map values, uint8 confidence in percent with 255 where nodata).
+        (uint8 map values, uint8 confidence in percent with 255 where nodata, or None).
 
     """
     # torch.max: the maximum and its first index in one pass, on all of torch's threads
     top, index = torch.from_numpy(np.ascontiguousarray(probs)).max(dim=0)
     values = np.where(valid, table[index.numpy()], np.uint8(nodata)).astype(np.uint8)
+    if not confidence:
+        return values, None
     conf = np.rint(top.numpy() * 100).astype(np.uint8)
     conf = np.where(valid, conf, np.uint8(CONFIDENCE_NODATA)).astype(np.uint8)
     return values, conf
@@ -645,7 +683,10 @@ def _tiled_profile(src: rasterio.DatasetReader, nodata: int) -> dict[str, object
         "tiled": True,
         "blockxsize": BLOCKSIZE,
         "blockysize": BLOCKSIZE,
-        "compress": "deflate",
+        # the intermediate only (the COG is deflate): written once, read once by to_cog,
+        # so the cheapest codec that keeps it small (ZSTD 1 writes ~2x faster than deflate)
+        "compress": "zstd",
+        "zstd_level": 1,
         "BIGTIFF": "IF_SAFER",
     }
 
@@ -856,9 +897,11 @@ def predict_scene(
                     progress=progress,
                 )
                 for block in blocks:
-                    vals, conf = labels_from_probs(block.probs, block.valid, table, nodata)
+                    vals, conf = labels_from_probs(
+                        block.probs, block.valid, table, nodata, confidence=confs is not None
+                    )
                     maps.add(vals, block.row, block.col)
-                    if confs is not None:
+                    if confs is not None and conf is not None:
                         confs.add(conf, block.row, block.col)
                 maps.flush()
                 if confs is not None:
