@@ -324,7 +324,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar=("HEIGHT", "WIDTH"),
         help="throughput scene (px); 1600 px wide = 8 windows, one full batch per strip",
     )
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds of each")
+    parser.add_argument("--rounds", type=int, default=9, help="timed rounds of each")
     parser.add_argument("--large", type=int, default=20000, help="large memory scene side")
     parser.add_argument("--small", type=int, default=5000, help="small memory scene side")
     parser.add_argument("--memory-bands", type=int, default=3)

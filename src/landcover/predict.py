@@ -16,7 +16,7 @@ overlap x width``); after each batch it hands back the block of pixels that no l
 window touches. The blocks' labels are written a row of tiles at a time
 (:class:`TileRowWriter`) into a tiled GeoTIFF, converted to a Cloud-Optimized GeoTIFF at
 the end, all with GDAL's block cache bounded (:func:`gdal_env`). A 20000 x 20000 px
-scene maps within about 10 % of the peak memory of a 5000 x 5000 px one
+scene maps within the 20 % goal of the peak memory of a 5000 x 5000 px one
 (``bench/map_efficiency.py``).
 
 The array functions (:func:`window_starts`, :func:`blend_weights`,
