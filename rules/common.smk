@@ -31,6 +31,8 @@ EXPERIMENTS = experiment_table(
 )
 DEVICES = config["devices"]
 LEAVE_ONE_AREA_OUT = config["evaluate"]["leave_one_area_out"]
+# The library module that scores maps (an input of evaluate: editing it reruns the scores).
+EVALUATE_CODE = str(Path(workflow.basedir) / "src" / "landcover" / "evaluate.py")
 
 
 wildcard_constraints:

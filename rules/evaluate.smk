@@ -6,6 +6,9 @@ rule evaluate:
         maps=get_eval_maps,
         labels=get_eval_labels,
         index="results/patches/index.parquet",
+        # the evaluation code, so that changing it reruns the evaluation: Snakemake's
+        # code trigger sees a rule's script but not the library it calls (snakemake#2192)
+        code=EVALUATE_CODE,
     output:
         per_class=report(
             "results/eval/{experiment}/{device}/per_class_iou.csv",

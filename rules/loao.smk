@@ -64,6 +64,7 @@ use rule evaluate as loao_evaluate with:
         # lists: the evaluation takes one map and one label file per scored area
         maps=["results/loao/{holdout}/maps/{experiment}/{device}/{holdout}.tif"],
         labels=["results/aligned/{holdout}/labels.tif"],
+        code=EVALUATE_CODE,
     output:
         per_class="results/loao/{holdout}/eval/{experiment}/{device}/per_class_iou.csv",
         metrics="results/loao/{holdout}/eval/{experiment}/{device}/metrics.json",
