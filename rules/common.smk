@@ -8,7 +8,8 @@ from snakemake.utils import validate
 
 # The workflow imports its own package; this makes a plain clone work even before
 # `pip install -e .` (the README's setup installs it anyway).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
 
 from landcover.config import (  # noqa: E402
     area_table,
@@ -32,7 +33,7 @@ EXPERIMENTS = experiment_table(
 DEVICES = config["devices"]
 LEAVE_ONE_AREA_OUT = config["evaluate"]["leave_one_area_out"]
 # The library module that scores maps (an input of evaluate: editing it reruns the scores).
-EVALUATE_CODE = str(Path(workflow.basedir) / "src" / "landcover" / "evaluate.py")
+EVALUATE_CODE = str(SRC / "landcover" / "evaluate.py")
 
 
 wildcard_constraints:

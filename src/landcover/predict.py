@@ -359,21 +359,17 @@ class Strip:
 
 def run_model(
     model: torch.nn.Module,
-    batch: np.ndarray | torch.Tensor,
+    batch: torch.Tensor,
     device: torch.device,
     dtype: torch.dtype | None = None,
 ) -> np.ndarray:
     """Class probabilities (softmax) of a batch ``(B, C, h, w)`` -> ``(B, K, h, w)`` float32.
 
-    The batch is made channels-last where :func:`~landcover.hardware.resolve_channels_last`
-    says so (CPU and CUDA: the layout ``predict_scene`` gives the model; the result
-    may then be a strided view), unless it already is. On accelerators it runs under
-    autocast with ``dtype``; on the CPU in float32.
+    The batch comes in the model's memory layout (:func:`window_batch`); with
+    channels-last the result is a strided view. On accelerators it runs under autocast
+    with ``dtype``; on the CPU in float32.
     """
-    x = batch if isinstance(batch, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(batch))
-    x = x.to(device, non_blocking=True)
-    if resolve_channels_last("auto", device):
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = batch.to(device, non_blocking=True)
     accelerated = device.type != "cpu"
     with (
         torch.inference_mode(),
