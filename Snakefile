@@ -44,11 +44,7 @@ rule data:
 rule models:
     # trained models of every experiment x device
     input:
-        expand(
-            "results/models/{experiment}/{device}/best.pt",
-            experiment=EXPERIMENTS,
-            device=DEVICES,
-        ),
+        expand(MODEL, experiment=EXPERIMENTS, device=DEVICES),
 
 
 rule maps:

@@ -1,4 +1,4 @@
-"""Alignment efficiency: ``landcover.align.align_area`` against a raw ``reproject``.
+"""Alignment efficiency: ``landcover.prepare.align.align_area`` against a raw ``reproject``.
 
 Efficiency = seconds of a raw ``rasterio.warp.reproject`` / seconds of ``align_area``,
 on the same inputs, onto the same grid, with the same resampling and threads (goal
@@ -41,9 +41,11 @@ from affine import Affine
 from rasterio.warp import reproject
 from scipy import ndimage
 
-from landcover.align import GTIFF_OPTIONS, IMAGE_OPTIONS, align_area, choose_resampling
+from landcover.config import validated
 from landcover.grid import Grid, area_grid
 from landcover.hardware import cpu_model
+from landcover.io import gtiff_profile
+from landcover.prepare.align import align_area, choose_resampling, image_profile, labels_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 DEGREE = 1 / 12000
@@ -57,12 +59,6 @@ def smooth_field(shape: tuple[int, int], scale: int, rng: np.random.Generator) -
     return (field - low) / (high - low + 1e-12)
 
 
-# the raw files as the acquire rules write them: tiled like the aligned ones, deflate
-RAW_OPTIONS = {k: v for k, v in GTIFF_OPTIONS.items() if k != "zstd_level"} | {
-    "compress": "deflate"
-}
-
-
 def write_synthetic_raw(
     folder: Path, bbox: Sequence[float], bands: int, codes: Sequence[int], seed: int = 0
 ) -> tuple[Path, Path]:
@@ -71,14 +67,8 @@ def write_synthetic_raw(
     grid = area_grid(tuple(bbox), 10)  # type: ignore[arg-type]
     imagery = folder / "imagery.tif"
     base = smooth_field(grid.shape, 20, rng)
-    profile = {
-        **RAW_OPTIONS,
-        **grid.profile(),
-        "count": bands,
-        "dtype": "uint16",
-        "nodata": 0,
-        "predictor": 2,
-    }
+    # the raw files as the acquire rules write them (landcover.io: tiled, deflate)
+    profile = gtiff_profile(grid.crs, grid.transform, grid.shape, bands, "uint16", 0, predictor=2)
     with rasterio.open(imagery, "w", **profile) as dst:
         for band in range(1, bands + 1):
             reflectance = 0.05 + 0.3 * (0.6 * base + 0.4 * smooth_field(grid.shape, 8, rng))
@@ -99,17 +89,10 @@ def write_synthetic_raw(
     classes = np.asarray(codes, dtype=np.uint8)
     labels_array = classes[np.minimum((field * len(classes)).astype(int), len(classes) - 1)]
     labels = folder / "labels.tif"
-    label_profile = {
-        **RAW_OPTIONS,
-        "crs": "EPSG:4326",
-        "transform": Affine(DEGREE, 0, left, 0, -DEGREE, top),
-        "width": width,
-        "height": height,
-        "count": 1,
-        "dtype": "uint8",
-        "nodata": 0,
-        "predictor": 2,
-    }
+    transform = Affine(DEGREE, 0, left, 0, -DEGREE, top)
+    label_profile = gtiff_profile(
+        "EPSG:4326", transform, (height, width), 1, "uint8", 0, predictor=2
+    )
     with rasterio.open(labels, "w", **label_profile) as dst:
         dst.write(labels_array, 1)
     return imagery, labels
@@ -159,7 +142,7 @@ def raw_warp_to_files(imagery: Path, labels: Path, grid: Grid, folder: Path, thr
     with rasterio.Env(GDAL_NUM_THREADS=str(threads)):
         with rasterio.open(imagery) as src:
             resampling = choose_resampling(src.crs, src.transform, grid)
-            profile = {**IMAGE_OPTIONS, **grid.profile(), "count": src.count}
+            profile = image_profile(grid, src.count)
             with rasterio.open(folder / "image.tif", "w", **profile) as dst:
                 for band in range(1, src.count + 1):
                     reproject(
@@ -171,14 +154,7 @@ def raw_warp_to_files(imagery: Path, labels: Path, grid: Grid, folder: Path, thr
                         num_threads=threads,
                     )
         with rasterio.open(labels) as src:
-            profile = {
-                **GTIFF_OPTIONS,
-                **grid.profile(),
-                "count": 1,
-                "dtype": "uint8",
-                "nodata": src.nodata,
-                "predictor": 2,
-            }
+            profile = labels_profile(grid) | {"nodata": src.nodata}
             with rasterio.open(folder / "labels.tif", "w", **profile) as dst:
                 reproject(
                     source=rasterio.band(src, 1),
@@ -211,7 +187,7 @@ def main() -> None:
     parser.add_argument("--raw", type=Path, help="folder with imagery.tif and labels.tif")
     parser.add_argument("--bbox", type=float, nargs=4, help="the raw files' area bbox")
     args = parser.parse_args()
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
     classes, ignore = config["classes"], config["ignore_codes"]
     codes = [code for c in classes for code in c["codes"]] + list(ignore)
 
@@ -240,6 +216,9 @@ def main() -> None:
                 out_labels=folder / "aligned/labels.tif",
                 classes=classes,
                 ignore_codes=ignore,
+                resolution=config["grid"]["resolution"],
+                crs=config["grid"]["crs"],
+                label_resampling=config["grid"]["label_resampling"],
                 threads=args.threads,
             )
 

@@ -1,8 +1,9 @@
 """Mapping efficiency: throughput of full-scene mapping, and its peak memory on large scenes.
 
-Throughput: windows/s of :func:`landcover.predict.predict_scene` on a scene written to disk
-(read, normalise, batch, forward, softmax, blend, write, COG) over windows/s of a raw loop of
-forward passes of the same model on in-memory tensors, with the same windows in the same
+Throughput: windows/s of :func:`landcover.mapping.scene.predict_scene` on a scene written to
+disk, the model wrapped in its scorer (``SegmentationScorer``: read, batch, normalise,
+forward, softmax, blend, write, COG), over windows/s of a raw loop of forward passes of the
+same (channels-last) model on in-memory tensors, with the same windows in the same
 batches (one batch per group of ``batch`` windows of a strip) and the same threads. The
 overlap is accounted for by counting windows, not scene pixels. Both are timed in
 interleaved rounds and the fastest round of each is compared (on a shared machine other
@@ -59,12 +60,15 @@ import torch
 import yaml
 from affine import Affine
 
-from landcover.align import IMAGE_OPTIONS
 from landcover.classes import ClassMap
-from landcover.hardware import cpu_model, resolve_channels_last
-from landcover.predict import chunk_shape, predict_scene, strip_memory_bytes, window_starts
+from landcover.grid import Grid
+from landcover.hardware import cpu_model
+from landcover.mapping.engine import chunk_shape, strip_memory_bytes, window_starts
+from landcover.mapping.scene import predict_scene
+from landcover.models.segmentation.scorer import SegmentationScorer
+from landcover.prepare.align import image_profile
 from landcover.runtime import tune_malloc
-from landcover.sentinel2 import BAND_RESOLUTION
+from landcover.sources.sentinel2 import BAND_RESOLUTION
 
 DEFAULT_BANDS = ["B02", "B03", "B04", "B08", "B05", "B06", "B07", "B8A", "B11", "B12"]
 """The throughput scene's bands when the config names none."""
@@ -94,7 +98,8 @@ def tiny_net(bands: int, n_classes: int) -> torch.nn.Module:
 
 def unet(arch: str, encoder: str, bands: int, n_classes: int) -> torch.nn.Module:
     """An smp model with random weights (the import of smp and timm happens here)."""
-    from landcover.model import build_model  # here: the conv runs do without smp and timm
+    # imported here: the conv runs do without smp and timm
+    from landcover.models.segmentation.nets import build_model
 
     torch.manual_seed(0)
     return build_model(arch, encoder, None, bands, n_classes).eval()
@@ -103,6 +108,25 @@ def unet(arch: str, encoder: str, bands: int, n_classes: int) -> torch.nn.Module
 def memory_model(name: str, bands: int, n_classes: int) -> torch.nn.Module:
     """The net of the memory runs: ``conv`` (:func:`tiny_net`) or a U-Net with encoder ``name``."""
     return tiny_net(bands, n_classes) if name == "conv" else unet("unet", name, bands, n_classes)
+
+
+def scorer(
+    net: torch.nn.Module, bands: int, n_classes: int, names: Sequence[str] = ()
+) -> SegmentationScorer:
+    """``net`` as the mapping engine's scorer on the CPU, as a checkpoint's would load.
+
+    Normalised with mean 0.15 and std 0.1 in each of ``bands`` bands; ``names``: the band
+    names (none: the image's bands in file order; the synthetic scenes have no band
+    descriptions, so names are matched by position either way).
+    """
+    meta = {
+        "bands": list(names),
+        "classes": list(class_map(n_classes).names),
+        "mean": [0.15] * bands,
+        "std": [0.1] * bands,
+        "precision": "fp32",
+    }
+    return SegmentationScorer(net, meta, torch.device("cpu"))
 
 
 def write_scene(
@@ -122,15 +146,9 @@ def write_scene(
     (``DN * 1e-4 - 0.1``), one value per native pixel: a 20 m band repeats each value
     over 2 x 2 px of the 10 m grid. A 300 px square in the upper left is nodata.
     """
-    profile = {
-        **IMAGE_OPTIONS,  # laid out and compressed as align_area writes aligned images
-        "count": bands,
-        "height": height,
-        "width": width,
-        "crs": "EPSG:32631",
-        "transform": Affine(10, 0, 500000, 0, -10, 5000000),
-        "BIGTIFF": "YES",
-    }
+    grid = Grid("EPSG:32631", Affine(10, 0, 500000, 0, -10, 5000000), width, height)
+    # laid out and compressed as align_area writes aligned images
+    profile = {**image_profile(grid, bands), "BIGTIFF": "YES"}
     rng = np.random.default_rng(0)
     x = np.arange(width)
     with rasterio.open(path, "w", **profile) as dst:
@@ -164,9 +182,9 @@ def child_map(args: argparse.Namespace) -> None:
     with rasterio.open(image) as src:
         bands = src.count
     torch.set_num_threads(args.threads)
-    model = memory_model(args.memory_model, bands, args.classes)
-    with torch.inference_mode():  # one batch first: the floor of imports, model and forward
-        model(torch.zeros(args.batch_size, bands, args.window, args.window))
+    model = scorer(memory_model(args.memory_model, bands, args.classes), bands, args.classes)
+    # one batch first: the floor of imports, model and forward
+    model(torch.zeros(args.batch_size, bands, args.window, args.window))
     floor = vm_hwm()
     start = time.perf_counter()
     predict_scene(
@@ -174,8 +192,6 @@ def child_map(args: argparse.Namespace) -> None:
         image,
         out,
         classes=class_map(args.classes),
-        mean=[0.15] * bands,
-        std=[0.1] * bands,
         values="codes",
         window=args.window,
         overlap=args.overlap,
@@ -248,6 +264,9 @@ def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]
     height, width = args.scene
     bands = len(args.bands)
     model = unet(args.arch, args.encoder, bands, args.classes)
+    timed_model = TimedModel(model)
+    # the mapper's scorer: puts the model in the layout it maps in (channels-last on CPU)
+    mapper = scorer(timed_model, bands, args.classes, args.bands)
     pixel_sizes = [BAND_RESOLUTION.get(b, 10) for b in args.bands]
     image = write_scene(work / "throughput.tif", height, width, bands, pixel_sizes=pixel_sizes)
     sizes = strip_batches(height, width, args.window, args.overlap, args.batch_size)
@@ -256,8 +275,7 @@ def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]
         n: torch.from_numpy(rng.standard_normal((n, bands, args.window, args.window), "f4"))
         for n in set(sizes)
     }
-    if resolve_channels_last("auto", torch.device("cpu")):  # the layout predict_scene uses
-        model = model.to(memory_format=torch.channels_last)
+    if mapper.channels_last:  # the layout predict_scene runs the model in
         tensors = {n: t.contiguous(memory_format=torch.channels_last) for n, t in tensors.items()}
 
     def raw() -> None:
@@ -265,16 +283,13 @@ def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]
             for n in sizes:
                 model(tensors[n])
 
-    timed_model = TimedModel(model)
-
     def mapping(confidence: bool) -> None:
         predict_scene(
-            timed_model,
+            mapper,
             image,
             work / "throughput_map.tif",
             classes=class_map(args.classes),
-            mean=[0.15] * bands,
-            std=[0.1] * bands,
+            values="codes",
             window=args.window,
             overlap=args.overlap,
             batch_size=args.batch_size,

@@ -39,12 +39,15 @@ import yaml
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from landcover.data import EpochSampler, PatchDataset, band_stats
+from landcover.config import validated
 from landcover.hardware import cpu_model, resolve_channels_last
-from landcover.losses import SegmentationLoss
-from landcover.model import build_model, model_config
+from landcover.models.segmentation.data import EpochSampler, PatchDataset, band_stats
+from landcover.models.segmentation.loop import build_optimizer, train_step
+from landcover.models.segmentation.losses import SegmentationLoss
+from landcover.models.segmentation.nets import build_model
+from landcover.models.segmentation.trainer import TrainingSettings
+from landcover.prepare.store import stores
 from landcover.runtime import tune_malloc
-from landcover.training import TrainingConfig, build_optimizer
 
 
 def synthetic_store(root: Path, n: int, size: int, bands: int, classes: int) -> Path:
@@ -91,17 +94,17 @@ def timed(step: Callable[[], None], batches: int) -> float:
     return (time.perf_counter() - start) / batches
 
 
-def settings(args: argparse.Namespace) -> tuple[dict, TrainingConfig]:
+def settings(args: argparse.Namespace) -> tuple[dict, TrainingSettings]:
     """The config's model and training settings, with the command line's overrides."""
-    config = yaml.safe_load(Path(args.configfile).read_text()) or {}
-    model = model_config(config.get("model"))
+    config = validated(yaml.safe_load(Path(args.configfile).read_text()) or {})
+    model = dict(config["model"])
     model.update({k: v for k, v in (("arch", args.arch), ("encoder", args.encoder)) if v})
-    training = dict(config.get("training") or {})
+    training = dict(config["training"])
     if args.batch_size:
         training["batch_size"] = args.batch_size
     if args.channels_last is not None:
         training["channels_last"] = args.channels_last == "on"
-    return model, TrainingConfig.from_mapping(training)
+    return model, TrainingSettings.from_mapping(training)
 
 
 def main() -> None:
@@ -137,8 +140,14 @@ def main() -> None:
         table = pd.read_parquet(index)
         train = table[table["split"] == "train"].reset_index(drop=True)
         n_classes = sum(c.startswith("count_") for c in table.columns)
-        mean, std = band_stats(patches_dir, train)
-        dataset = PatchDataset(patches_dir, train, mean, std)
+        areas = sorted(set(table["area"]))
+        store = stores(
+            areas,
+            [patches_dir / a / "images.npy" for a in areas],
+            [patches_dir / a / "labels.npy" for a in areas],
+        )
+        mean, std = band_stats(store, train)
+        dataset = PatchDataset(store, train, mean, std)
         sampler = EpochSampler(len(dataset), seed=0, augment=cfg.augment)
         loader = DataLoader(dataset, cfg.batch_size, sampler=sampler, drop_last=True)
         images, labels, _ = next(iter(loader))
@@ -151,13 +160,12 @@ def main() -> None:
             [1.0] * n_classes, cfg.ce_weight, cfg.dice_weight, cfg.focal_gamma
         )
         optimizer = build_optimizer(cfg, model, cpu)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)  # fp32, as training on the CPU
 
         def step(x: torch.Tensor, y: torch.Tensor) -> None:
-            # as the training loop: the loader's batch is made channels-last on the way in
-            loss, _ = loss_fn(model(x.contiguous(memory_format=memory_format)), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            # the training loop's own step; its batch is made channels-last on the way in
+            x = x.contiguous(memory_format=memory_format)
+            train_step(model, x, y, loss_fn, optimizer, scaler, None)
 
         def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             epoch = 0

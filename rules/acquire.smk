@@ -38,16 +38,9 @@ rule acquire_imagery:
         mem_mb=2000,
     params:
         bbox=get_bbox,
-        kind=lookup(dpath="imagery/kind", within=config),
-        root=source_root(config["imagery"], DEMO_ROOT),
-        collection=lookup(dpath="imagery/collection", within=config),
-        dates=lookup(dpath="imagery/dates", within=config),
-        max_cloud=lookup(dpath="imagery/max_cloud", within=config),
-        max_items=lookup(dpath="imagery/max_items", within=config),
-        bands=lookup(dpath="imagery/bands", within=config),
+        # the `imagery` section, root resolved: the kind's module takes the keys it names
+        source=get_source("imagery"),
         resolution=lookup(dpath="grid/resolution", within=config),
-        scale=lookup(dpath="imagery/scale", within=config),
-        offset=lookup(dpath="imagery/offset", within=config),
     script:
         "../scripts/acquire_imagery.py"
 
@@ -68,8 +61,6 @@ rule acquire_labels:
         mem_mb=1000,
     params:
         bbox=get_bbox,
-        kind=lookup(dpath="labels/kind", within=config),
-        root=source_root(config["labels"], DEMO_ROOT),
-        version=lookup(dpath="labels/version", within=config),
+        source=get_source("labels"),
     script:
         "../scripts/acquire_labels.py"

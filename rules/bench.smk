@@ -1,16 +1,17 @@
 # Device benchmarks (the `bench` target, not part of `all`) and the run-time table.
 import os
 
-from landcover.bench import (
+from landcover.models.segmentation.bench import (
     bench_engines,
-    bench_settings,
     bench_threads,
+    check_bench,
     cuda_device_count,
     engine_gpus,
 )
 
-# `bench:` in the config (warmup, steps, batch_size, engines), checked once more here.
-BENCH = bench_settings(config["bench"])
+# `bench:` in the config (warmup, steps, batch_size, engines); engine names checked here.
+BENCH = config["bench"]
+check_bench(BENCH)
 # Every benchmark job holds all cores of the run (at most the machine's), so that
 # Snakemake runs it alone, and the CPU ladder climbs to them: `snakemake --cores 8
 # bench` measures 1, 2, 4 and 8 threads, then each CUDA device found.

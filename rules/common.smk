@@ -15,10 +15,10 @@ from landcover.config import (  # noqa: E402
     area_table,
     check_config,
     check_leave_one_area_out,
-    source_root,
 )
+from landcover.sources import needs_demo_bucket, source_root  # noqa: E402
 from landcover.experiments import experiment_table  # noqa: E402
-from landcover.loao import FOLD_SPLIT_METHOD  # noqa: E402
+from landcover.evaluation.loao import FOLD_SPLIT_METHOD  # noqa: E402
 
 validate(config, schema="../config/schema.yaml")
 AREAS = area_table(config["areas"])
@@ -32,8 +32,12 @@ EXPERIMENTS = experiment_table(
 )
 DEVICES = config["devices"]
 LEAVE_ONE_AREA_OUT = config["evaluate"]["leave_one_area_out"]
-# The library module that scores maps (an input of evaluate: editing it reruns the scores).
-EVALUATE_CODE = str(SRC / "landcover" / "evaluate.py")
+# The library package that scores maps (an input of evaluate: editing it reruns the scores).
+EVALUATE_CODE = [
+    str(SRC / "landcover" / "evaluation" / f) for f in ("metrics.py", "scoring.py")
+]
+# The trained model of an experiment x device, as every rule names it.
+MODEL = "results/models/{experiment}/{device}/best.pt"
 
 
 wildcard_constraints:
@@ -45,8 +49,12 @@ wildcard_constraints:
 
 def get_demo_bucket(wildcards):
     """The demo bucket when a source reads from it, so that it is generated first."""
-    kinds = {config["imagery"]["kind"], config["labels"]["kind"]}
-    return DEMO_ROOT if "demo" in kinds else []
+    return DEMO_ROOT if needs_demo_bucket(config) else []
+
+
+def get_source(section):
+    """The `imagery` or `labels` section with its root resolved (demo bucket, default URL)."""
+    return config[section] | {"root": source_root(section, config[section], DEMO_ROOT)}
 
 
 def get_bbox(wildcards):
@@ -77,16 +85,17 @@ def get_experiment_training(wildcards):
     return EXPERIMENTS[wildcards.experiment]["training"]
 
 
-def get_patch_stores(wildcards):
-    """Every area's patch arrays, so that retraining follows a change to any of them."""
-    return expand(
-        "results/patches/{area}/{array}.npy", area=AREAS, array=["images", "labels"]
-    )
+def get_patch_stores():
+    """Every area's patch arrays, in the order of AREAS (named inputs of train_model)."""
+    return {
+        "images": expand("results/patches/{area}/images.npy", area=AREAS),
+        "labels": expand("results/patches/{area}/labels.npy", area=AREAS),
+    }
 
 
-def get_patches_dir(wildcards, input):
-    """The folder of the patch arrays: stores are `{folder}/{area}/images.npy`."""
-    return str(Path(input.stores[0]).parents[1])
+def get_model_kind(wildcards):
+    """The experiment's `model.kind` (the registry of landcover.models)."""
+    return EXPERIMENTS[wildcards.experiment]["model"]["kind"]
 
 
 def get_gpus(wildcards):

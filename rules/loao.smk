@@ -3,6 +3,9 @@
 # paths: the patch arrays of results/patches/{area}/ are shared, the split and the class
 # weights are the fold's own.
 
+# A fold's trained model, as its rules name it.
+LOAO_MODEL = "results/loao/{holdout}/models/{experiment}/{device}/best.pt"
+
 
 use rule split_patches as loao_split_patches with:
     output:
@@ -13,7 +16,7 @@ use rule split_patches as loao_split_patches with:
         "benchmarks/loao_split_patches/{holdout}.tsv"
     params:
         holdout=get_fold_holdout,
-        # the held-out area is neither trained nor validated on (landcover.loao)
+        # the held-out area is neither trained nor validated on (landcover.evaluation.loao)
         method=FOLD_SPLIT_METHOD,
 
 
@@ -30,11 +33,11 @@ use rule class_weights as loao_class_weights with:
 
 use rule train_model as loao_train_model with:
     input:
+        **get_patch_stores(),
         index="results/loao/{holdout}/patches/index.parquet",
         class_weights="results/loao/{holdout}/patches/class_weights.json",
-        stores=get_patch_stores,
     output:
-        best="results/loao/{holdout}/models/{experiment}/{device}/best.pt",
+        best=LOAO_MODEL,
         last="results/loao/{holdout}/models/{experiment}/{device}/last.pt",
         history="results/loao/{holdout}/models/{experiment}/{device}/history.csv",
         hardware="results/loao/{holdout}/models/{experiment}/{device}/hardware.json",
@@ -46,7 +49,7 @@ use rule train_model as loao_train_model with:
 
 use rule predict_area as loao_predict_area with:
     input:
-        model="results/loao/{holdout}/models/{experiment}/{device}/best.pt",
+        model=LOAO_MODEL,
         image="results/aligned/{holdout}/image.tif",
     output:
         **confidence_output(

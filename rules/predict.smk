@@ -3,7 +3,7 @@
 
 rule predict_area:
     input:
-        model="results/models/{experiment}/{device}/best.pt",
+        model=MODEL,
         image="results/aligned/{area}/image.tif",
     output:
         # predict.confidence: the winning class's probability (0-100), where the map is unsure
@@ -21,6 +21,7 @@ rule predict_area:
         mem_mb=3000,
         gpu=get_gpus,
     params:
+        kind=get_model_kind,
         classes=lookup(dpath="classes", within=config),
         ignore_codes=lookup(dpath="ignore_codes", within=config),
         predict=lookup(dpath="predict", within=config),

@@ -1,13 +1,13 @@
-# Train a U-Net per experiment and device.
+# Train a model (of the experiment's kind) per experiment and device.
 
 
 rule train_model:
     input:
+        **get_patch_stores(),
         index="results/patches/index.parquet",
         class_weights="results/patches/class_weights.json",
-        stores=get_patch_stores,
     output:
-        best="results/models/{experiment}/{device}/best.pt",
+        best=MODEL,
         last="results/models/{experiment}/{device}/last.pt",
         history=report(
             "results/models/{experiment}/{device}/history.csv",
@@ -29,7 +29,7 @@ rule train_model:
         mem_mb=6000,
         gpu=get_gpus,
     params:
-        patches_dir=get_patches_dir,
+        areas=list(AREAS),
         model=get_experiment_model,
         training=get_experiment_training,
         bands=lookup(dpath="imagery/bands", within=config),

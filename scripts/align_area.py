@@ -1,4 +1,4 @@
-from landcover.align import align_area
+from landcover.prepare.align import align_area
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-from landcover.bench import bench_engine, write_engine_table
+from landcover.models.segmentation.bench import bench_engine, write_engine_table
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-from landcover.benchreport import summarise_engines
+from landcover.report.bench import summarise_engines
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,5 +1,5 @@
+from landcover.prepare.weights import class_weights
 from landcover.runtime import configure_logging
-from landcover.weights import class_weights
 
 configure_logging(snakemake.log[0])
 class_weights(

@@ -1,4 +1,4 @@
-from landcover.evaluate import leaderboard
+from landcover.evaluation.tables import leaderboard
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-from landcover.benchreport import collect_runtimes
+from landcover.report.bench import collect_runtimes
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-from landcover.evaluate import evaluate
+from landcover.evaluation.scoring import evaluate
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-from landcover.loao import loao_summary
+from landcover.evaluation.loao import loao_summary
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-from landcover.benchreport import plot_cpu_scaling, plot_device_ladder
+from landcover.report.bench import plot_cpu_scaling, plot_device_ladder
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-from landcover.figures import plot_learning_curves
+from landcover.report.figures import plot_learning_curves
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])

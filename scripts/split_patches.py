@@ -1,5 +1,5 @@
+from landcover.prepare.split import split_patches
 from landcover.runtime import configure_logging
-from landcover.split import split_patches
 
 configure_logging(snakemake.log[0])
 split_patches(

@@ -1,5 +1,5 @@
+from landcover.prepare.tiling import tile_area
 from landcover.runtime import configure_logging
-from landcover.tiling import tile_area
 
 configure_logging(snakemake.log[0])
 tile_area(

@@ -1,21 +1,21 @@
-from pathlib import Path
-
+from landcover.models import Outputs, train
+from landcover.prepare.store import stores
 from landcover.runtime import configure_logging
-from landcover.training import train_model
 
 configure_logging(snakemake.log[0])
-cuda = snakemake.wildcards.device == "cuda"
-train_model(
-    patches_dir=snakemake.params.patches_dir,
+out, params = snakemake.output, snakemake.params
+train(
+    params.model["kind"],
+    stores=stores(params.areas, snakemake.input.images, snakemake.input.labels),
     index=snakemake.input.index,
     class_weights=snakemake.input.class_weights,
-    out_dir=Path(snakemake.output.best).parent,
-    bands=snakemake.params.bands,
-    classes=snakemake.params.classes,
-    model=snakemake.params.model,
-    training=snakemake.params.training,
+    outputs=Outputs(out.best, out.last, out.history, out.hardware),
+    bands=params.bands,
+    classes=params.classes,
+    model=params.model,
+    training=params.training,
     device=snakemake.wildcards.device,
     threads=snakemake.threads,
-    seed=snakemake.params.seed,
-    processes=snakemake.resources.gpu if cuda else 1,  # gpu=N: N DDP processes
+    seed=params.seed,
+    processes=snakemake.resources.gpu if snakemake.wildcards.device == "cuda" else 1,
 )

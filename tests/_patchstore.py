@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from landcover.prepare.store import stores
+
 CLASSES = ["tree", "water", "built_up"]
 BANDS = ["B02", "B03", "B04", "B08"]
 
@@ -33,7 +35,8 @@ def make_patch_store(
         seed: seed of the random content.
 
     Returns:
-        Paths: ``patches_dir``, ``index``, ``class_weights``.
+        Paths: ``patches_dir``, ``index``, ``class_weights``; ``areas``: the area names,
+        ``stores``: area -> :class:`landcover.prepare.store.Store`.
     """
     areas = areas or {"a": {"train": 12, "val": 4}, "b": {"train": 12, "val": 4}}
     bands = bands or BANDS
@@ -93,8 +96,15 @@ def make_patch_store(
             }
         )
     )
+    names = list(areas)
     return {
         "patches_dir": root,
         "index": root / "index.parquet",
         "class_weights": root / "class_weights.json",
+        "areas": names,
+        "stores": stores(
+            names,
+            [root / a / "images.npy" for a in names],
+            [root / a / "labels.npy" for a in names],
+        ),
     }

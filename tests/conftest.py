@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
 import yaml
+
+from landcover.config import validated
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,15 +17,12 @@ def repo_root() -> Path:
     return ROOT
 
 
-def validated(config: dict) -> dict:
-    """The config as Snakemake sees it: validated against the schema, defaults filled."""
-    from snakemake.utils import validate
-
-    config = copy.deepcopy(config)
-    validate(config, schema=str(ROOT / "config" / "schema.yaml"))
-    return config
-
-
 @pytest.fixture
 def demo_config() -> dict:
     return validated(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+
+
+@pytest.fixture(scope="session")
+def defaults() -> dict:
+    """Every section with the schema's defaults (the library keeps none of its own)."""
+    return validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}})

@@ -21,9 +21,11 @@ from http_server import serve
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
-from landcover import acquire as acq
-from landcover.acquire import acquire_imagery, acquire_labels, worldcover_path
-from landcover.composite import (
+from landcover.errors import ConfigError, DataError, SourceError
+from landcover.grid import area_grid
+from landcover.sources import acquire_imagery, acquire_labels
+from landcover.sources import windows as acq
+from landcover.sources.composite import (
     Acquisition,
     boa_offset,
     clear_mask,
@@ -33,9 +35,8 @@ from landcover.composite import (
     select_acquisitions,
     to_reflectance,
 )
-from landcover.errors import ConfigError, DataError, SourceError
-from landcover.grid import area_grid
-from landcover.sentinel2 import ASSET_KEYS
+from landcover.sources.sentinel2 import ASSET_KEYS
+from landcover.sources.worldcover import worldcover_path
 
 # --------------------------------------------------------------------------- WorldCover
 
@@ -113,7 +114,7 @@ def test_snap_window_ignores_float_noise_of_transforms() -> None:
 
 def test_labels_mosaic_across_tile_border(bucket: Path, tmp_path: Path) -> None:
     out = tmp_path / "raw" / "delta" / "labels.tif"
-    acquire_labels("delta", BORDER_BBOX, "demo", bucket, "v200", out)
+    acquire_labels("delta", BORDER_BBOX, "demo", root=bucket, version="v200", out=out)
     with rasterio.open(out) as ds:
         codes, transform = ds.read(1), ds.transform
         assert ds.crs.to_epsg() == 4326
@@ -135,7 +136,7 @@ def test_labels_mosaic_across_tile_border(bucket: Path, tmp_path: Path) -> None:
 
 def test_labels_keep_colour_table_and_provenance(bucket: Path, tmp_path: Path) -> None:
     out = tmp_path / "labels.tif"
-    acquire_labels("delta", BORDER_BBOX, "worldcover", bucket, "v200", out)
+    acquire_labels("delta", BORDER_BBOX, "worldcover", root=bucket, version="v200", out=out)
     with rasterio.open(out) as ds:
         cmap = ds.colormap(1)
         tags = ds.tags()
@@ -154,7 +155,7 @@ def test_labels_skip_missing_tile(bucket: Path, tmp_path: Path, caplog) -> None:
     Path(worldcover_path(bucket, "v200", "N15W018")).unlink()
     out = tmp_path / "labels.tif"
     with caplog.at_level(logging.WARNING):
-        acquire_labels("delta", BORDER_BBOX, "demo", bucket, "v200", out)
+        acquire_labels("delta", BORDER_BBOX, "demo", root=bucket, version="v200", out=out)
     assert "N15W018" in caplog.text
     with rasterio.open(out) as ds:
         codes = ds.read(1)
@@ -166,7 +167,9 @@ def test_labels_skip_missing_tile(bucket: Path, tmp_path: Path, caplog) -> None:
 def test_labels_all_tiles_missing(tmp_path: Path) -> None:
     out = tmp_path / "labels.tif"
     with pytest.raises(SourceError, match=r"Area 'delta'.*N15W018_Map\.tif.*Fix"):
-        acquire_labels("delta", BORDER_BBOX, "worldcover", tmp_path / "nothing", "v200", out)
+        acquire_labels(
+            "delta", BORDER_BBOX, "worldcover", root=tmp_path / "nothing", version="v200", out=out
+        )
     assert not out.exists()
 
 
@@ -175,7 +178,7 @@ def test_labels_corrupt_tile(bucket: Path, tmp_path: Path) -> None:
     corrupt.write_bytes(b"II*\x00 this is not a tiff" * 10)
     out = tmp_path / "labels.tif"
     with pytest.raises(DataError, match=r"N15W018_Map\.tif"):
-        acquire_labels("delta", BORDER_BBOX, "demo", bucket, "v200", out)
+        acquire_labels("delta", BORDER_BBOX, "demo", root=bucket, version="v200", out=out)
     assert not out.exists()
     assert list(tmp_path.glob("*.tif")) == []  # no temporary left either
 
@@ -193,7 +196,7 @@ def http_root(bucket: Path, monkeypatch):
 def test_labels_over_http_skip_404(bucket: Path, http_root: str, tmp_path: Path) -> None:
     Path(worldcover_path(bucket, "v200", "N15W018")).unlink()
     out = tmp_path / "labels.tif"
-    acquire_labels("delta", BORDER_BBOX, "worldcover", http_root, "v200", out)
+    acquire_labels("delta", BORDER_BBOX, "worldcover", root=http_root, version="v200", out=out)
     with rasterio.open(out) as ds:
         codes, tags = ds.read(1), ds.tags()
     assert json.loads(tags["source"]) == [worldcover_path(http_root, "v200", "N12W018")]
@@ -210,7 +213,7 @@ def test_labels_local_any_crs(tmp_path: Path) -> None:
     ) as dst:
         dst.write(codes, 1)
     out = tmp_path / "labels.tif"
-    acquire_labels("delta", BORDER_BBOX, "local", str(src), "v200", out)
+    acquire_labels("delta", BORDER_BBOX, "local", root=str(src), version="v200", out=out)
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32628
         assert ds.dtypes[0] == "uint8" and ds.nodata == 0  # written as uint8
@@ -237,7 +240,7 @@ def test_labels_local_codes_above_255_are_an_error(tmp_path: Path) -> None:
     write_local_labels(src, np.array([1, 2, 300], dtype=np.uint16), nodata=0)
     out = tmp_path / "raw" / "labels.tif"
     with pytest.raises(DataError, match=r"Area 'delta'.*my_labels\.tif.*\[300\].*0\.\.255"):
-        acquire_labels("delta", BORDER_BBOX, "local", str(src), "v200", out)
+        acquire_labels("delta", BORDER_BBOX, "local", root=str(src), version="v200", out=out)
     assert not out.exists() and not any(out.parent.glob("*"))
 
 
@@ -246,7 +249,7 @@ def test_labels_local_wide_nodata_becomes_uint8(tmp_path: Path) -> None:
     src = tmp_path / "my_labels.tif"
     write_local_labels(src, np.array([1, 65535, 200], dtype=np.uint16), nodata=65535)
     out = tmp_path / "labels.tif"
-    acquire_labels("delta", BORDER_BBOX, "local", str(src), "v200", out)
+    acquire_labels("delta", BORDER_BBOX, "local", root=str(src), version="v200", out=out)
     with rasterio.open(out) as ds:
         assert ds.dtypes[0] == "uint8" and ds.nodata == 0
         assert set(np.unique(ds.read(1))) == {0, 1, 200}
@@ -441,7 +444,7 @@ IMAGERY = {
 @pytest.fixture(scope="module")
 def composite(stac_bucket: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("raw") / "imagery.tif"
-    acquire_imagery("delta", S2_BBOX, "demo", stac_bucket, out=out, **IMAGERY)
+    acquire_imagery("delta", S2_BBOX, "demo", root=stac_bucket, out=out, **IMAGERY)
     return out
 
 
@@ -496,7 +499,9 @@ def test_composite_20m_band_upsampled_exactly(composite: Path) -> None:
 
 def test_composite_keeps_clearest(stac_bucket: Path, tmp_path: Path) -> None:
     out = tmp_path / "imagery.tif"
-    acquire_imagery("delta", S2_BBOX, "demo", stac_bucket, out=out, **(IMAGERY | {"max_items": 2}))
+    acquire_imagery(
+        "delta", S2_BBOX, "demo", root=stac_bucket, out=out, **(IMAGERY | {"max_items": 2})
+    )
     with rasterio.open(out) as ds:
         b02 = ds.read(1)
         items = json.loads(ds.tags()["items"])
@@ -509,13 +514,13 @@ def test_no_items_is_a_clear_error(stac_bucket: Path, tmp_path: Path) -> None:
     out = tmp_path / "imagery.tif"
     config = IMAGERY | {"dates": ["2023-01-01", "2023-02-01"]}
     with pytest.raises(SourceError, match=r"Area 'delta'.*widen imagery\.dates.*max_cloud"):
-        acquire_imagery("delta", S2_BBOX, "demo", stac_bucket, out=out, **config)
+        acquire_imagery("delta", S2_BBOX, "demo", root=stac_bucket, out=out, **config)
     assert not out.exists()
 
 
 def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"stac/catalog\.json"):
-        acquire_imagery("delta", S2_BBOX, "demo", tmp_path, out=tmp_path / "i.tif", **IMAGERY)
+        acquire_imagery("delta", S2_BBOX, "demo", root=tmp_path, out=tmp_path / "i.tif", **IMAGERY)
 
 
 def test_all_cloudy_is_a_clear_error(tmp_path: Path) -> None:
@@ -525,7 +530,7 @@ def test_all_cloudy_is_a_clear_error(tmp_path: Path) -> None:
     build_catalog(root, [item])
     out = tmp_path / "imagery.tif"
     with pytest.raises(DataError, match=r"Area 'delta'.*no clear pixel"):
-        acquire_imagery("delta", S2_BBOX, "demo", root, out=out, **IMAGERY)
+        acquire_imagery("delta", S2_BBOX, "demo", root=root, out=out, **IMAGERY)
     assert not out.exists()
 
 
@@ -537,7 +542,7 @@ def test_corrupt_asset_names_the_href(tmp_path: Path) -> None:
     bad.write_bytes(b"not a tiff at all")
     out = tmp_path / "imagery.tif"
     with pytest.raises(DataError, match=r"d2/B05\.tif"):
-        acquire_imagery("delta", S2_BBOX, "demo", root, out=out, **IMAGERY)
+        acquire_imagery("delta", S2_BBOX, "demo", root=root, out=out, **IMAGERY)
     assert not out.exists()
 
 
@@ -547,7 +552,7 @@ def test_unknown_band_is_a_config_error(stac_bucket: Path, tmp_path: Path) -> No
             "delta",
             S2_BBOX,
             "demo",
-            stac_bucket,
+            root=stac_bucket,
             out=tmp_path / "i.tif",
             **(IMAGERY | {"bands": ["B01"]}),
         )
@@ -572,7 +577,15 @@ def test_local_multiband_imagery(tmp_path: Path) -> None:
         dst.descriptions = ("B05", "B02")
     out = tmp_path / "imagery.tif"
     acquire_imagery(
-        "delta", S2_BBOX, "local", str(src), bands=["B02", "B05"], out=out, scale=1e-4, offset=0
+        "delta",
+        S2_BBOX,
+        "local",
+        root=str(src),
+        bands=["B02", "B05"],
+        out=out,
+        scale=1e-4,
+        offset=0,
+        resolution=10,
     )
     with rasterio.open(out) as ds:
         assert ds.transform == GRID.transform

@@ -14,9 +14,9 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.shutil import copy as rio_copy
 from rasterio.warp import transform as warp_transform
 
-from landcover.align import align_area, choose_resampling
 from landcover.errors import ConfigError, DataError
 from landcover.grid import area_grid
+from landcover.prepare.align import align_area, choose_resampling
 
 BBOX = (-15.90, 16.10, -15.89, 16.11)
 CLASSES = [
@@ -123,8 +123,7 @@ def run(tmp_path: Path, imagery: object, labels: Path, **kwargs: object) -> tupl
         out_labels=out_labels,
         classes=CLASSES,
         ignore_codes=IGNORE_CODES,
-        resolution=10,
-        **kwargs,
+        **({"resolution": 10, "crs": None, "label_resampling": "nearest"} | kwargs),
     )
     return out_image, out_labels
 

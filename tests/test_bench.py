@@ -12,12 +12,16 @@ import pytest
 import yaml
 from conftest import ROOT
 from PIL import Image
+from snakemake_interface_common.exceptions import WorkflowError
 
-from landcover import bench, benchreport
+from landcover.config import validated
 from landcover.errors import ConfigError, DataError
+from landcover.models.segmentation import bench
+from landcover.report import bench as benchreport
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-TINY_MODEL = {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"}
+DEFAULTS = validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}})
+TINY_MODEL = DEFAULTS["model"] | {"encoder": "tu-mobilenetv3_small_050"}
 
 
 # ----------------------------------------------------------------------------- engines
@@ -71,15 +75,19 @@ def test_bench_engines_rejects_a_repeated_engine():
         bench.bench_engines(2, 0, ["cpu1", "cpu1"])
 
 
-def test_bench_settings_defaults_and_errors():
-    assert bench.bench_settings(None) == bench.BENCH_DEFAULTS
-    assert bench.bench_settings({"steps": 3})["steps"] == 3
-    with pytest.raises(ConfigError, match=r"bench\.step: unknown key"):
-        bench.bench_settings({"step": 3})
-    with pytest.raises(ConfigError, match=r"bench\.steps: got 0"):
-        bench.bench_settings({"steps": 0})
+def test_bench_defaults_come_from_the_schema():
+    assert DEFAULTS["bench"] == {"warmup": 2, "steps": 5, "batch_size": None, "engines": None}
+
+
+@pytest.mark.parametrize("bench_section", [{"step": 3}, {"steps": 0}])
+def test_bad_bench_settings_are_schema_errors(bench_section):
+    with pytest.raises(WorkflowError, match="bench"):
+        validated({"areas": DEFAULTS["areas"], "bench": bench_section})
+
+
+def test_unknown_engine_is_a_config_error():
     with pytest.raises(ConfigError, match=r"bench\.engines: unknown engine 'gpu0'"):
-        bench.bench_settings({"engines": ["gpu0"]})
+        bench.check_bench(DEFAULTS["bench"] | {"engines": ["gpu0"]})
 
 
 # ------------------------------------------------------------------------- measurement
@@ -112,12 +120,15 @@ def test_bench_engine_measures_training_and_inference_on_one_thread():
     table = bench.bench_engine(
         engine="cpu1",
         model=TINY_MODEL,
-        training={"batch_size": 2},
+        training=DEFAULTS["training"] | {"batch_size": 2},
         bands=3,
         classes=4,
         patch_size=32,
+        batch_size=None,
         warmup=0,
         steps=2,
+        threads=1,
+        seed=0,
     )
     assert table["mode"].tolist() == ["train", "infer"]
     assert (table["engine"] == "cpu1").all() and (table["threads"] == 1).all()
@@ -133,7 +144,17 @@ def test_bench_engine_measures_training_and_inference_on_one_thread():
 def test_asking_for_a_missing_gpu_is_an_error():
     with pytest.raises(ConfigError, match=r"cuda99.*CUDA device"):
         bench.bench_engine(
-            engine="cuda99", model=TINY_MODEL, training=None, bands=3, classes=4, patch_size=32
+            engine="cuda99",
+            model=TINY_MODEL,
+            training=DEFAULTS["training"],
+            bands=3,
+            classes=4,
+            patch_size=32,
+            batch_size=None,
+            warmup=0,
+            steps=1,
+            threads=1,
+            seed=0,
         )
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from _patchstore import make_patch_store
 
-from landcover.data import (
+from landcover.models.segmentation.data import (
     EpochSampler,
     PatchDataset,
     band_stats,
@@ -17,7 +17,7 @@ from landcover.data import (
     normalise,
     rare_class_weights,
 )
-from landcover.losses import SegmentationLoss
+from landcover.models.segmentation.losses import SegmentationLoss
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_dihedral_gives_eight_distinct_transforms():
 def test_band_stats_match_numpy(store):
     table = pd.read_parquet(store["index"])
     train = table[table["split"] == "train"]
-    mean, std = band_stats(store["patches_dir"], train, chunk=5)
+    mean, std = band_stats(store["stores"], train, chunk=5)
     stack = np.concatenate(
         [
             np.load(store["patches_dir"] / area / "images.npy")[g["patch"].to_numpy()]
@@ -60,7 +60,7 @@ def test_band_stats_match_numpy(store):
 def test_dataset_reads_normalised_patch(store):
     table = pd.read_parquet(store["index"])
     rows = table[table["area"] == "b"].iloc[[2, 5]]
-    ds = PatchDataset(store["patches_dir"], rows, mean=[0.1] * 4, std=[0.5] * 4)
+    ds = PatchDataset(store["stores"], rows, mean=[0.1] * 4, std=[0.5] * 4)
     image, label, i = ds[(1, 3)]
     raw = np.load(store["patches_dir"] / "b" / "images.npy")[5]
     expected = dihedral(np.nan_to_num((raw - 0.1) / 0.5), 3)
@@ -109,7 +109,9 @@ def test_loss_matches_weighted_cross_entropy():
     target = torch.randint(0, 3, (2, 4, 4))
     target[0, 0] = 255
     weights = torch.tensor([1.0, 2.0, 0.5])
-    loss, per_sample = SegmentationLoss(weights, ce_weight=1, dice_weight=0)(logits, target)
+    loss, per_sample = SegmentationLoss(weights, ce_weight=1, dice_weight=0, focal_gamma=0.0)(
+        logits, target
+    )
     expected = F.cross_entropy(logits, target, weight=weights, ignore_index=255)
     torch.testing.assert_close(loss, expected)
     assert per_sample.shape == (2,)
@@ -130,6 +132,6 @@ def test_focal_and_dice_terms():
 def test_loss_of_fully_ignored_batch_is_zero():
     logits = torch.randn(1, 3, 4, 4, requires_grad=True)
     target = torch.full((1, 4, 4), 255)
-    loss, per_sample = SegmentationLoss([1.0, 1.0, 1.0])(logits, target)
+    loss, per_sample = SegmentationLoss([1.0, 1.0, 1.0], 1.0, 0.5, 0.0)(logits, target)
     loss.backward()
     assert float(loss.detach()) == 0.0 and float(per_sample[0]) == 0.0

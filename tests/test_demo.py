@@ -21,19 +21,13 @@ from rasterio.transform import rowcol
 from rasterio.warp import transform, transform_bounds
 from rio_cogeo.cogeo import cog_validate
 
-from landcover import demo
-from landcover.demo import (
-    LANDSCAPES,
-    WORLDCOVER_COLOURS,
-    acquisition_dates,
-    make_demo_bucket,
-    mgrs_square,
-    synthesize_area,
-    synthesize_landscape,
-)
 from landcover.errors import ConfigError
 from landcover.grid import utm_crs
-from landcover.sentinel2 import ASSET_KEYS, BAND_RESOLUTION, SCL_MASK
+from landcover.sources.demo import bucket as bucket_writers
+from landcover.sources.demo.bucket import WORLDCOVER_COLOURS, make_demo_bucket, mgrs_square
+from landcover.sources.demo.landscapes import LANDSCAPES, synthesize_landscape
+from landcover.sources.demo.radiometry import DemoArea, acquisition_dates, synthesize_area
+from landcover.sources.sentinel2 import ASSET_KEYS, BAND_RESOLUTION, SCL_MASK
 
 PX = 12000  # WorldCover pixels per degree
 AREAS = {
@@ -56,7 +50,7 @@ def bucket(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def synthesized() -> dict[str, demo.DemoArea]:
+def synthesized() -> dict[str, DemoArea]:
     start, end = (dt.date.fromisoformat(d) for d in DATES)
     return {
         name: synthesize_area(name, tuple(a["bbox"]), a["landscape"], (start, end), N_DATES, SEED)
@@ -161,7 +155,7 @@ def test_straddling_area_is_split_at_the_tile_border(bucket: Path) -> None:
 
 
 def test_labels_are_the_class_map_on_the_worldcover_grid(
-    bucket: Path, synthesized: dict[str, demo.DemoArea]
+    bucket: Path, synthesized: dict[str, DemoArea]
 ) -> None:
     area = synthesized["delta"]
     west, south, east, north = area.bbox
@@ -238,7 +232,7 @@ def test_scl_marks_clouds_where_bands_are_bright(items: list[pystac.Item]) -> No
 
 
 def test_water_is_dark_in_nir_and_vegetation_bright(
-    items: list[pystac.Item], synthesized: dict[str, demo.DemoArea]
+    items: list[pystac.Item], synthesized: dict[str, DemoArea]
 ) -> None:
     for name, area in synthesized.items():
         item = min(
@@ -312,7 +306,7 @@ def test_stac_catalog(bucket: Path, items: list[pystac.Item]) -> None:
 # --------------------------------------------------------------------------- determinism
 
 
-def test_same_seed_same_arrays(synthesized: dict[str, demo.DemoArea]) -> None:
+def test_same_seed_same_arrays(synthesized: dict[str, DemoArea]) -> None:
     start, end = (dt.date.fromisoformat(d) for d in DATES)
     first = synthesized["city"]
     again = synthesize_area(
@@ -401,14 +395,14 @@ def test_acquisition_dates_are_distinct_and_in_range() -> None:
 def test_unknown_landscape_names_the_area(tmp_path: Path) -> None:
     areas = {"moon": {"bbox": [0, 0, 0.01, 0.01], "landscape": "crater"}}
     with pytest.raises(ConfigError, match=r"Area 'moon'.*landscape.*'crater'"):
-        make_demo_bucket(tmp_path / "b", areas, DATES)
+        make_demo_bucket(tmp_path / "b", areas, DATES, n_dates=N_DATES, seed=SEED)
 
 
 def test_bad_dates(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="n_dates=4"):
-        make_demo_bucket(tmp_path / "b", AREAS, ("2024-03-01", "2024-01-01"), n_dates=4)
+        make_demo_bucket(tmp_path / "b", AREAS, ("2024-03-01", "2024-01-01"), n_dates=4, seed=SEED)
     with pytest.raises(ConfigError, match="ISO dates"):
-        make_demo_bucket(tmp_path / "b", AREAS, ("January", "March"))
+        make_demo_bucket(tmp_path / "b", AREAS, ("January", "March"), n_dates=N_DATES, seed=SEED)
     assert not (tmp_path / "b").exists()
 
 
@@ -416,15 +410,15 @@ def test_refuses_to_replace_a_folder_that_is_not_a_bucket(tmp_path: Path) -> Non
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "thesis.tex").write_text("precious")
     with pytest.raises(ConfigError, match="not a demo bucket"):
-        make_demo_bucket(tmp_path / "b", AREAS, DATES)
+        make_demo_bucket(tmp_path / "b", AREAS, DATES, n_dates=N_DATES, seed=SEED)
 
 
 def test_failure_leaves_no_bucket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(demo, "_write_stac", fail)
+    monkeypatch.setattr(bucket_writers, "_write_stac", fail)
     areas = {"tiny": {"bbox": [-16.50, 15.01, -16.495, 15.015], "landscape": "forest"}}
     with pytest.raises(RuntimeError, match="disk full"):
-        make_demo_bucket(tmp_path / "b", areas, DATES, n_dates=1)
+        make_demo_bucket(tmp_path / "b", areas, DATES, n_dates=1, seed=SEED)
     assert list(tmp_path.iterdir()) == []

@@ -11,8 +11,10 @@ import pytest
 import rasterio
 from affine import Affine
 
-from landcover import evaluate as ev
+from landcover.classes import ClassMap
 from landcover.errors import ConfigError, DataError
+from landcover.evaluation import metrics as mt
+from landcover.evaluation import scoring, tables
 
 CLASSES = [
     {"name": "a", "codes": [10], "colour": "#006400"},
@@ -20,6 +22,7 @@ CLASSES = [
     {"name": "c", "codes": [30], "colour": "#0064C8"},
 ]
 NAMES = ["a", "b", "c"]
+KL = {"kl_patch": 64, "kl_eps": 1e-8}  # the schema's defaults (evaluate.kl_patch, kl_eps)
 X = 255  # ignore / nodata in class indices
 
 # c is absent from the reference; b is never predicted
@@ -30,11 +33,11 @@ CM = np.array([[3, 0, 1], [1, 0, 1], [0, 0, 0]])
 
 
 def test_confusion_matrix_counts_pairs_and_skips_255():
-    np.testing.assert_array_equal(ev.confusion_matrix(REF, PRED, 3), CM)
+    np.testing.assert_array_equal(mt.confusion_matrix(REF, PRED, 3), CM)
 
 
 def test_class_absent_from_prediction_and_from_reference():
-    s = ev.class_scores(CM)
+    s = mt.class_scores(CM)
     np.testing.assert_array_equal(s["support"], [4, 2, 0])
     np.testing.assert_array_equal(s["predicted"], [4, 0, 2])
     # a: tp 3, fp 1, fn 1
@@ -51,7 +54,7 @@ def test_class_absent_from_prediction_and_from_reference():
 
 
 def test_summary_averages_only_classes_in_the_reference():
-    head = ev.summary(CM, NAMES)
+    head = mt.summary(CM, NAMES)
     assert head["miou"] == pytest.approx((0.6 + 0.0) / 2)  # c excluded, b counts as 0
     assert head["macro_f1"] == pytest.approx((0.75 + 0.0) / 2)
     assert head["overall_accuracy"] == pytest.approx(3 / 6)
@@ -61,13 +64,13 @@ def test_summary_averages_only_classes_in_the_reference():
 
 
 def test_perfect_and_empty_matrices():
-    assert ev.mean_iou(np.diag([5, 0, 2])) == 1.0
-    assert math.isnan(ev.mean_iou(np.zeros((3, 3), int)))
-    assert math.isnan(ev.overall_accuracy(np.zeros((3, 3), int)))
+    assert mt.mean_iou(np.diag([5, 0, 2])) == 1.0
+    assert math.isnan(mt.mean_iou(np.zeros((3, 3), int)))
+    assert math.isnan(mt.overall_accuracy(np.zeros((3, 3), int)))
 
 
 def test_per_class_table_has_a_row_for_every_class():
-    table = ev.per_class_table(CM, NAMES)
+    table = mt.per_class_table(CM, NAMES)
     assert list(table["class"]) == NAMES
     assert list(table["support"]) == [4, 2, 0]
     assert table["iou"].isna().tolist() == [False, False, True]
@@ -76,10 +79,10 @@ def test_per_class_table_has_a_row_for_every_class():
 def test_kl_divergence_by_hand():
     y, y_hat, eps = [0.5, 0.5, 0.0], [0.75, 0.25, 0.0], 0.01
     expected = 0.51 * math.log(0.51 / 0.76) + 0.51 * math.log(0.51 / 0.26) + 0.01 * math.log(1)
-    assert float(ev.kl_divergence(y, y_hat, eps)) == pytest.approx(expected)
-    assert float(ev.kl_divergence(y, y, 1e-8)) == pytest.approx(0.0)
+    assert float(mt.kl_divergence(y, y_hat, eps)) == pytest.approx(expected)
+    assert float(mt.kl_divergence(y, y, 1e-8)) == pytest.approx(0.0)
     # a class missing from the prediction is penalised through eps
-    assert float(ev.kl_divergence([1, 0], [0, 1], 1e-8)) == pytest.approx(
+    assert float(mt.kl_divergence([1, 0], [0, 1], 1e-8)) == pytest.approx(
         (1 + 1e-8) * math.log((1 + 1e-8) / 1e-8) + 1e-8 * math.log(1e-8 / (1 + 1e-8))
     )
 
@@ -87,10 +90,10 @@ def test_kl_divergence_by_hand():
 def test_patch_kl_skips_patches_without_labels():
     ref = np.array([[0, 0, X, X], [1, 1, X, X], [0, 0, 2, 2], [0, 0, 2, 2]])
     pred = np.array([[0, 0, 1, 1], [0, 1, 1, 1], [0, 0, 2, 2], [0, 0, 2, 1]])
-    kl = ev.patch_kl(ref, pred, 3, patch=2, eps=0.01)
+    kl = mt.patch_kl(ref, pred, 3, patch=2, eps=0.01)
     assert kl.shape == (3,)  # the top-right patch has no labelled pixels
-    first = ev.kl_divergence([0.5, 0.5, 0], [0.75, 0.25, 0], 0.01)
-    last = ev.kl_divergence([0, 0, 1], [0, 0.25, 0.75], 0.01)
+    first = mt.kl_divergence([0.5, 0.5, 0], [0.75, 0.25, 0], 0.01)
+    last = mt.kl_divergence([0, 0, 1], [0, 0.25, 0.75], 0.01)
     np.testing.assert_allclose(kl, [first, 0.0, last])
 
 
@@ -150,7 +153,7 @@ def test_evaluate_writes_tables_from_maps_in_codes(tmp_path):
     tags = {"values": "codes", "classes": json.dumps(NAMES)}
     m = write(tmp_path / "area.tif", as_codes(pred), 0, tags)
     out = outputs(tmp_path)
-    metrics = ev.evaluate(
+    metrics = scoring.evaluate(
         [m],
         [labels],
         classes=CLASSES,
@@ -161,7 +164,7 @@ def test_evaluate_writes_tables_from_maps_in_codes(tmp_path):
         kl_eps=1e-6,
         **out,
     )
-    cm = ev.confusion_matrix(ref, pred, 3)
+    cm = mt.confusion_matrix(ref, pred, 3)
     table = pd.read_csv(out["out_per_class"])
     assert list(table.columns[:7]) == [
         "class",
@@ -174,15 +177,15 @@ def test_evaluate_writes_tables_from_maps_in_codes(tmp_path):
     ]
     assert list(table["support"]) == cm.sum(1).tolist()
     assert math.isnan(table["iou"][2])  # c absent from the reference
-    np.testing.assert_allclose(table["iou"][:2], ev.class_scores(cm)["iou"][:2], atol=1e-6)
+    np.testing.assert_allclose(table["iou"][:2], mt.class_scores(cm)["iou"][:2], atol=1e-6)
     confusion = pd.read_csv(out["out_confusion"], index_col="reference")
     np.testing.assert_array_equal(confusion.to_numpy(), cm)
     assert list(confusion.columns) == NAMES
     saved = json.loads(out["out_metrics"].read_text())
-    assert saved["miou"] == pytest.approx(ev.mean_iou(cm))
+    assert saved["miou"] == pytest.approx(mt.mean_iou(cm))
     assert saved["per_class_iou"]["c"] is None
     assert saved["unmapped_pixels"] == 5
-    assert saved["kl_divergence"] == pytest.approx(ev.patch_kl(ref, pred, 3, 8, 1e-6).mean())
+    assert saved["kl_divergence"] == pytest.approx(mt.patch_kl(ref, pred, 3, 8, 1e-6).mean())
     assert saved["kl_patches"] == 5 * 7
     assert saved["per_area"]["area"]["pixels"] == cm.sum()
     assert saved["experiment"] == "e" and saved["device"] == "cpu"
@@ -193,9 +196,9 @@ def test_streaming_in_blocks_matches_one_read(tmp_path, monkeypatch):
     ref, pred = scene(seed=3, shape=(70, 45))
     labels = write(tmp_path / "labels.tif", ref, X)
     m = write(tmp_path / "m.tif", pred, X, {"values": "indices"})
-    whole = ev.score_area(m, labels, ev.ClassMap.from_config(CLASSES), kl_patch=8)
-    monkeypatch.setattr(ev, "BLOCK", 16)
-    streamed = ev.score_area(m, labels, ev.ClassMap.from_config(CLASSES), kl_patch=8)
+    whole = scoring.score_area(m, labels, ClassMap.from_config(CLASSES), kl_patch=8, kl_eps=1e-8)
+    monkeypatch.setattr(scoring, "BLOCK", 16)
+    streamed = scoring.score_area(m, labels, ClassMap.from_config(CLASSES), kl_patch=8, kl_eps=1e-8)
     np.testing.assert_array_equal(whole[0], streamed[0])
     np.testing.assert_allclose(np.sort(whole[1]), np.sort(streamed[1]))
     assert whole[2] == streamed[2]
@@ -216,13 +219,15 @@ def test_held_out_blocks_from_the_patch_index(tmp_path):
         }
     ).to_parquet(index)
     out = outputs(tmp_path)
-    metrics = ev.evaluate([m], [labels], classes=CLASSES, index=index, **out)
-    cm = ev.confusion_matrix(ref[16:, :16], pred[16:, :16], 3)
+    metrics = scoring.evaluate([m], [labels], classes=CLASSES, index=index, **KL, **out)
+    cm = mt.confusion_matrix(ref[16:, :16], pred[16:, :16], 3)
     assert metrics["pixels"] == cm.sum()
     assert metrics["per_area"]["m"]["scope"] == "1 patches"
     # a holdout area is scored over its whole scene even with an index
-    metrics = ev.evaluate([m], [labels], classes=CLASSES, index=index, holdout=["m"], **out)
-    assert metrics["pixels"] == ev.confusion_matrix(ref, pred, 3).sum()
+    metrics = scoring.evaluate(
+        [m], [labels], classes=CLASSES, index=index, holdout=["m"], **KL, **out
+    )
+    assert metrics["pixels"] == mt.confusion_matrix(ref, pred, 3).sum()
 
 
 def test_map_off_the_labels_grid_is_a_data_error(tmp_path):
@@ -236,7 +241,7 @@ def test_map_off_the_labels_grid_is_a_data_error(tmp_path):
         transform=Affine(10, 0, 300010, 0, -10, 1600000),
     )
     with pytest.raises(DataError, match=r"not on the grid of the labels.*rerun predict_area"):
-        ev.evaluate([m], [labels], classes=CLASSES, **outputs(tmp_path))
+        scoring.evaluate([m], [labels], classes=CLASSES, **KL, **outputs(tmp_path))
     assert not (tmp_path / "eval").exists() or not any((tmp_path / "eval").iterdir())
 
 
@@ -245,14 +250,14 @@ def test_map_of_other_classes_is_a_data_error(tmp_path):
     labels = write(tmp_path / "labels.tif", ref, X)
     m = write(tmp_path / "m.tif", pred, X, {"values": "indices", "classes": '["x", "y", "z"]'})
     with pytest.raises(DataError, match="made for classes"):
-        ev.evaluate([m], [labels], classes=CLASSES, **outputs(tmp_path))
+        scoring.evaluate([m], [labels], classes=CLASSES, **KL, **outputs(tmp_path))
 
 
 def test_bad_inputs_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="one map per area"):
-        ev.evaluate(["a.tif"], [], classes=CLASSES, **outputs(tmp_path))
+        scoring.evaluate(["a.tif"], [], classes=CLASSES, **KL, **outputs(tmp_path))
     with pytest.raises(ConfigError, match="no maps"):
-        ev.evaluate([], [], classes=CLASSES, **outputs(tmp_path))
+        scoring.evaluate([], [], classes=CLASSES, **KL, **outputs(tmp_path))
 
 
 def test_leaderboard_ranks_by_miou(tmp_path):
@@ -262,7 +267,7 @@ def test_leaderboard_ranks_by_miou(tmp_path):
         p.parent.mkdir(parents=True)
         p.write_text(json.dumps({"experiment": exp, "device": "cpu", "miou": miou}))
         paths.append(p)
-    table = ev.leaderboard(paths, tmp_path / "leaderboard.csv")
+    table = tables.leaderboard(paths, tmp_path / "leaderboard.csv")
     assert list(table["experiment"]) == ["big", "small", "broken"]
     saved = pd.read_csv(tmp_path / "leaderboard.csv")
     assert list(saved["rank"]) == [1, 2, 3]

@@ -11,8 +11,8 @@ import rasterio
 from affine import Affine
 from PIL import Image
 
-from landcover import figures
 from landcover.errors import DataError
+from landcover.report import figures
 
 CLASSES = [
     {"name": "tree", "codes": [10], "colour": "#006400"},

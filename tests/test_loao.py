@@ -16,7 +16,7 @@ from test_workflow import TINY, snakemake
 
 from landcover.config import area_table, check_config
 from landcover.errors import ConfigError, DataError
-from landcover.loao import MEAN_ROW, loao_summary, summarise_folds
+from landcover.evaluation.loao import MEAN_ROW, loao_summary, summarise_folds
 
 NAN = math.nan
 

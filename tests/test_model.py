@@ -1,4 +1,4 @@
-"""Model factory and checkpoints (landcover.model)."""
+"""Model factory and checkpoints (landcover.models.segmentation.nets)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import huggingface_hub
 import pytest
 import segmentation_models_pytorch as smp
 import torch
+from snakemake_interface_common.exceptions import WorkflowError
 
+from landcover.config import validated
 from landcover.errors import ConfigError, DataError, SourceError
-from landcover.model import (
+from landcover.models.segmentation.nets import (
     ARCHITECTURES,
     build_model,
+    check_model,
     load_checkpoint,
     load_model,
-    model_config,
     save_checkpoint,
 )
 
@@ -41,7 +43,7 @@ def test_unknown_architecture():
 
 def test_unknown_encoder():
     with pytest.raises(ConfigError, match=r"model\.encoder: unknown encoder 'resnet7'"):
-        model_config({"encoder": "resnet7"})
+        check_model("unet", "resnet7", None)
 
 
 def test_unknown_timm_encoder():
@@ -51,16 +53,21 @@ def test_unknown_timm_encoder():
 
 def test_unknown_weights():
     with pytest.raises(ConfigError, match=r"model\.encoder_weights: .*'resnet18' has no weights"):
-        model_config({"encoder": "resnet18", "encoder_weights": "landsat"})
+        check_model("unet", "resnet18", "landsat")
 
 
-def test_unknown_model_key():
-    with pytest.raises(ConfigError, match=r"model\.depth: unknown key"):
-        model_config({"depth": 3})
+def test_unknown_model_key_is_a_schema_error():
+    with pytest.raises(WorkflowError, match="depth"):
+        validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}, "model": {"depth": 3}})
 
 
-def test_model_config_defaults():
-    assert model_config(None) == {"arch": "unet", "encoder": "resnet18", "encoder_weights": None}
+def test_model_defaults_come_from_the_schema(defaults):
+    assert defaults["model"] == {
+        "kind": "segmentation",
+        "arch": "unet",
+        "encoder": "resnet18",
+        "encoder_weights": None,
+    }
 
 
 def test_imagenet_weights_offline_fail_clearly(monkeypatch):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +13,27 @@ import torch
 from affine import Affine
 from rio_cogeo.cogeo import cog_validate
 
-from landcover import predict
+import landcover.io
+import landcover.mapping.engine
+import landcover.mapping.writer
+from landcover import models
 from landcover.classes import ClassMap
-from landcover.data import normalise
 from landcover.errors import ConfigError, DataError
-from landcover.predict import (
+from landcover.mapping.engine import (
     StripAccumulator,
     blend_weights,
     iter_probability_blocks,
     iter_probability_strips,
+    pad_to,
     predict_array,
-    predict_scene,
+    window_batch,
     window_starts,
 )
+from landcover.mapping.scene import predict_area, predict_scene
+from landcover.mapping.writer import GDAL_CACHE_MB, class_values, gdal_env, labels_from_probs
+from landcover.models.segmentation.data import normalise
+from landcover.models.segmentation.nets import build_model, save_checkpoint
+from landcover.models.segmentation.scorer import SegmentationScorer, torch_dtype
 
 BANDS = ["B02", "B03", "B04"]
 CLASSES = [
@@ -35,6 +42,7 @@ CLASSES = [
     {"name": "built_up", "codes": [50, 51], "colour": "#FA0000"},
 ]
 CLASS_MAP = ClassMap.from_config(CLASSES)
+NAMES = ["tree", "water", "built_up"]
 MEAN = [0.1, 0.2, 0.3]
 STD = [0.05, 0.1, 0.2]
 TRANSFORM = Affine(10, 0, 300000, 0, -10, 1600020)
@@ -79,6 +87,46 @@ class WindowMeanNet(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pixel(x) + 5 * self.mean(x.mean(dim=(2, 3)))[:, :, None, None]
+
+
+def scorer(
+    net: torch.nn.Module, *, classes: list[str] = NAMES, bands: list[str] = BANDS, **meta: object
+) -> SegmentationScorer:
+    """A little net as the mapping engine's scorer, on the CPU, for windows of any size."""
+    wrapped = SegmentationScorer(
+        net,
+        {"mean": MEAN, "std": STD, "classes": classes, "bands": bands, **meta},
+        torch.device("cpu"),
+    )
+    wrapped.window_multiple = 1  # the tiny nets take any window (smp's need 32)
+    return wrapped
+
+
+def checkpoint(path: Path, **meta: object) -> Path:
+    """Write a checkpoint as training does: a random U-Net (resnet18) and its meta."""
+    torch.manual_seed(0)
+    net = build_model("unet", "resnet18", None, len(BANDS), len(NAMES))
+    full = {
+        "model": {"arch": "unet", "encoder": "resnet18", "encoder_weights": None},
+        "bands": BANDS,
+        "classes": NAMES,
+        "in_channels": len(BANDS),
+        "patch_size": 64,
+        "mean": MEAN,
+        "std": STD,
+        "precision": "fp32",
+        **meta,
+    }
+    save_checkpoint(path, {"state_dict": net.state_dict(), "meta": full})
+    return path
+
+
+@pytest.fixture
+def torch_threads() -> Iterator[None]:
+    """Restore torch's thread count after a test that maps an area (it sets it)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def reference_blend(
@@ -156,7 +204,7 @@ def test_blend_weights_are_a_partition_of_unity_over_the_overlap():
 @pytest.mark.parametrize(("height", "width"), [(70, 90), (64, 64), (33, 97)])
 def test_mosaic_equals_single_pass_for_a_pixelwise_model(height, width):
     model, img = pixel_net(), image(height, width)
-    probs = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=8, batch_size=3)
+    probs = predict_array(scorer(model), img, window=32, overlap=8, batch_size=3)
     assert probs.shape == (3, height, width)
     np.testing.assert_allclose(probs, single_pass(model, img), atol=1e-5)
 
@@ -165,12 +213,12 @@ def test_mosaic_of_a_conv_net_has_no_seams():
     """Window edges (zero padding) differ from a single pass; blending hides them."""
     model, img = conv_net(), image(80, 100)
     whole = single_pass(model, img)
-    blended = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=12)
+    blended = predict_array(scorer(model), img, window=32, overlap=12, batch_size=8)
     error = np.abs(blended - whole)
     assert error.max() < 0.06 and error.mean() < 1e-3
     assert (blended.argmax(0) != whole.argmax(0)).mean() < 1e-3
     # with flat weights (no blending) the window edges show
-    flat = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=12, floor=1.0)
+    flat = predict_array(scorer(model), img, window=32, overlap=12, batch_size=8, floor=1.0)
     assert np.abs(flat - whole).mean() > 10 * error.mean()
 
 
@@ -181,22 +229,20 @@ def test_mosaic_of_a_conv_net_has_no_seams():
 def test_blocks_blend_every_window_as_whole_scene_sums_would(height, width, batch_size):
     """Column chunks and carried rows give the naive blend; 58 rows: three strips share rows."""
     model, img = WindowMeanNet(), image(height, width)
-    probs = predict_array(
-        model, img, MEAN, STD, n_classes=3, window=32, overlap=8, batch_size=batch_size
-    )
+    probs = predict_array(scorer(model), img, window=32, overlap=8, batch_size=batch_size)
     np.testing.assert_allclose(probs, reference_blend(model, img, 32, 8), atol=1e-5)
 
 
 def test_scene_smaller_than_one_window_is_padded_and_cropped():
     model, img = pixel_net(), image(13, 20)
-    probs = predict_array(model, img, MEAN, STD, n_classes=3, window=32, overlap=8)
+    probs = predict_array(scorer(model), img, window=32, overlap=8, batch_size=8)
     assert probs.shape == (3, 13, 20)
     np.testing.assert_allclose(probs, single_pass(model, img), atol=1e-5)
 
 
 def test_single_row_scene():
     model, img = pixel_net(), image(1, 50)
-    probs = predict_array(model, img, MEAN, STD, n_classes=3, window=16, overlap=4)
+    probs = predict_array(scorer(model), img, window=16, overlap=4, batch_size=8)
     np.testing.assert_allclose(probs, single_pass(model, img), atol=1e-5)
 
 
@@ -204,7 +250,7 @@ def test_constant_model_gives_a_constant_map():
     img = image(45, 70)
     img[:, :5, :5] = np.nan
     probs = predict_array(
-        ConstantNet([0.0, 2.0, 1.0]), img, MEAN, STD, n_classes=3, window=16, overlap=6
+        scorer(ConstantNet([0.0, 2.0, 1.0])), img, window=16, overlap=6, batch_size=8
     )
     expected = torch.softmax(torch.tensor([0.0, 2.0, 1.0]), 0).numpy()
     np.testing.assert_allclose(
@@ -216,7 +262,7 @@ def test_constant_model_gives_a_constant_map():
 def test_model_with_wrong_class_count_is_a_data_error():
     with pytest.raises(DataError, match="scores 2 classes"):
         predict_array(
-            ConstantNet([0.0, 1.0]), image(8, 8), MEAN, STD, n_classes=3, window=8, overlap=0
+            scorer(ConstantNet([0.0, 1.0])), image(8, 8), window=8, overlap=0, batch_size=8
         )
 
 
@@ -232,7 +278,7 @@ def test_strip_accumulator_does_not_grow_with_the_scene_height(monkeypatch, heig
             super().__init__(*args)
             made.append(self)
 
-    monkeypatch.setattr(predict, "StripAccumulator", Recording)
+    monkeypatch.setattr(landcover.mapping.engine, "StripAccumulator", Recording)
     img = image(height, 48)
 
     def read(win):
@@ -242,7 +288,12 @@ def test_strip_accumulator_does_not_grow_with_the_scene_height(monkeypatch, heig
 
     rows = []
     for strip in iter_probability_strips(
-        read, img.shape[1:], ConstantNet([0, 1, 0]), MEAN, STD, n_classes=3, window=32, overlap=8
+        read,
+        img.shape[1:],
+        scorer(ConstantNet([0, 1, 0])),
+        window=32,
+        overlap=8,
+        batch_size=8,
     ):
         assert strip.probs.shape[1] <= 32
         rows.extend(range(strip.row, strip.row + strip.probs.shape[1]))
@@ -260,7 +311,7 @@ def test_memory_does_not_grow_with_the_scene_width_but_for_the_shared_rows(monke
             super().__init__(*args)
             made.append(self)
 
-    monkeypatch.setattr(predict, "StripAccumulator", Recording)
+    monkeypatch.setattr(landcover.mapping.engine, "StripAccumulator", Recording)
     img = image(80, 500)
     reads = []
 
@@ -271,7 +322,7 @@ def test_memory_does_not_grow_with_the_scene_width_but_for_the_shared_rows(monke
 
     covered = np.zeros(img.shape[1:], int)
     blocks = iter_probability_blocks(
-        read, img.shape[1:], pixel_net(), MEAN, STD, n_classes=3, window=32, overlap=8, batch_size=2
+        read, img.shape[1:], scorer(pixel_net()), window=32, overlap=8, batch_size=2
     )
     order = []
     for block in blocks:
@@ -287,46 +338,93 @@ def test_memory_does_not_grow_with_the_scene_width_but_for_the_shared_rows(monke
     assert acc.carry_probs.shape == (3, 8, 500)  # only the overlap rows span the width
 
 
+class Spy(torch.nn.Module):
+    """Records the batches it is given; scores zero everywhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return torch.zeros(x.shape[0], 3, *x.shape[2:])
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_windows_are_normalised_as_in_training(channels_last):
+def test_windows_are_cut_raw_and_normalised_by_the_scorer_as_in_training(channels_last):
     pixels = image(6, 11)
     pixels[0, 1, 2], pixels[1, 3, 3], pixels[2, 5, 0] = np.nan, np.inf, -np.inf
     before = pixels.copy()
-    mean, std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
-    batch = predict.window_batch(pixels, [0, 3, 6], 8, mean, std, channels_last)
+    batch = window_batch(pixels, [0, 3, 6], 8, channels_last)
     assert batch.shape == (3, 3, 8, 8)
     assert batch.is_contiguous(
         memory_format=torch.channels_last if channels_last else torch.contiguous_format
     )
-    for k, c in enumerate([0, 3, 6]):  # bit for bit training's values, padded at the edges
-        expected = normalise(predict.pad_to(pixels[:, :, c : c + 8], 8, 8), mean, std)
-        np.testing.assert_array_equal(batch[k].numpy(), expected)
+    windows = [pad_to(pixels[:, :, c : c + 8], 8, 8) for c in [0, 3, 6]]
+    for k, window in enumerate(windows):  # raw reflectance, padded at the edges
+        np.testing.assert_array_equal(batch[k].numpy(), window)
     np.testing.assert_array_equal(pixels, before)  # the read block is left alone
+    spy = Spy()
+    probs = scorer(spy)(batch)
+    assert probs.shape == (3, 3, 8, 8) and probs.dtype == np.float32
+    (seen,) = spy.seen
+    mean, std = np.asarray(MEAN, np.float32), np.asarray(STD, np.float32)
+    for k, window in enumerate(windows):  # bit for bit training's values
+        np.testing.assert_array_equal(seen[k].numpy(), normalise(window, mean, std))
+    np.testing.assert_array_equal(pixels, before)  # the batch is normalised, not the block
+
+
+def test_scorer_checks_bands_std_and_window_multiple(tmp_path):
+    with pytest.raises(DataError, match="image has 2 bands but the model expects 3"):
+        scorer(pixel_net())(torch.zeros(1, 2, 8, 8))
+    with pytest.raises(DataError, match="std"):
+        SegmentationScorer(
+            pixel_net(),
+            {"mean": MEAN, "std": [0.1, 0.0, 0.2], "classes": NAMES},
+            torch.device("cpu"),
+        )
+    smp_like = SegmentationScorer(
+        pixel_net(),
+        {"mean": MEAN, "std": STD, "classes": NAMES, "bands": BANDS},
+        torch.device("cpu"),
+    )
+    assert smp_like.window_multiple == 32
+    src = write_image(tmp_path / "image.tif", image(20, 20))
+    with pytest.raises(ConfigError, match="window=48 must be a multiple of 32"):
+        predict_scene(
+            smp_like,
+            src,
+            tmp_path / "map.tif",
+            classes=CLASS_MAP,
+            values="codes",
+            window=48,
+            overlap=16,
+            batch_size=8,
+        )
+    assert not (tmp_path / "map.tif").exists()
 
 
 def test_mapping_leaves_the_callers_image_alone():
     img = image(40, 50)
     img[0, 3, 4] = np.nan
     before = img.copy()
-    predict_array(pixel_net(), img, MEAN, STD, n_classes=3, window=16, overlap=4)
+    predict_array(scorer(pixel_net()), img, window=16, overlap=4, batch_size=8)
     np.testing.assert_array_equal(img, before)  # batches are normalised in place, not reads
 
 
 def test_labels_take_the_first_of_equal_maxima():
     probs = np.array([[[0.2, 0.5]], [[0.5, 0.5]], [[0.3, 0.0]]], np.float32)  # (3, 1, 2)
-    values, conf = predict.labels_from_probs(
+    values, conf = labels_from_probs(
         probs, np.array([[True, False]]), np.array([10, 80, 50], np.uint8), 0
     )
     assert values.tolist() == [[80, 0]] and conf.tolist() == [[50, 255]]
-    values, _ = predict.labels_from_probs(
-        probs, np.ones((1, 2), bool), np.array([10, 80, 50], np.uint8), 0
-    )
+    values, _ = labels_from_probs(probs, np.ones((1, 2), bool), np.array([10, 80, 50], np.uint8), 0)
     assert values.tolist() == [[80, 10]]  # a tie goes to the first class, as argmax does
 
 
 def test_bad_batch_size_is_a_config_error():
     with pytest.raises(ConfigError, match="batch_size"):
-        predict_array(pixel_net(), image(8, 8), MEAN, STD, n_classes=3, window=8, batch_size=0)
+        predict_array(scorer(pixel_net()), image(8, 8), window=8, overlap=0, batch_size=0)
 
 
 # --------------------------------------------------------------------------- the COG
@@ -340,13 +438,10 @@ def test_predict_scene_writes_a_valid_cog_on_the_image_grid(tmp_path):
     out = tmp_path / "maps" / "area.tif"
     conf = tmp_path / "maps" / "area_confidence.tif"
     predict_scene(
-        pixel_net(),
+        scorer(pixel_net()),
         src,
         out,
         classes=CLASS_MAP,
-        mean=MEAN,
-        std=STD,
-        bands=BANDS,
         values="codes",
         window=64,
         overlap=16,
@@ -386,7 +481,9 @@ def test_predict_scene_writes_a_valid_cog_on_the_image_grid(tmp_path):
 
 
 def test_predict_scene_writes_whole_rows_of_tiles(tmp_path, monkeypatch):
-    monkeypatch.setattr(predict, "BLOCKSIZE", 16)  # many rows of tiles in a small scene
+    # many rows of tiles in a small scene: the tiles' size (io) and the rows written (writer)
+    monkeypatch.setattr(landcover.io, "BLOCKSIZE", 16)
+    monkeypatch.setattr(landcover.mapping.writer, "BLOCKSIZE", 16)
     writes = []
     write = rasterio.io.DatasetWriter.write
 
@@ -400,12 +497,10 @@ def test_predict_scene_writes_whole_rows_of_tiles(tmp_path, monkeypatch):
     out = tmp_path / "map.tif"
     conf = tmp_path / "conf.tif"
     predict_scene(
-        pixel_net(),
+        scorer(pixel_net(), bands=[]),  # no bands: the image's, in file order
         src,
         out,
         classes=CLASS_MAP,
-        mean=MEAN,
-        std=STD,
         values="indices",
         window=32,
         overlap=8,
@@ -426,10 +521,10 @@ def test_predict_scene_writes_whole_rows_of_tiles(tmp_path, monkeypatch):
 def test_gdal_cache_is_bounded_unless_the_environment_sets_it(monkeypatch):
     monkeypatch.delenv("GDAL_CACHEMAX", raising=False)
     monkeypatch.delenv("GDAL_NUM_THREADS", raising=False)
-    assert predict.gdal_env(3) == {"GDAL_CACHEMAX": predict.GDAL_CACHE_MB, "GDAL_NUM_THREADS": "3"}
+    assert gdal_env(3) == {"GDAL_CACHEMAX": GDAL_CACHE_MB, "GDAL_NUM_THREADS": "3"}
     monkeypatch.setenv("GDAL_CACHEMAX", "512")
     monkeypatch.setenv("GDAL_NUM_THREADS", "ALL_CPUS")
-    assert predict.gdal_env(3) == {}
+    assert gdal_env(3) == {}
 
 
 def test_predict_scene_in_class_indices(tmp_path):
@@ -438,16 +533,14 @@ def test_predict_scene_in_class_indices(tmp_path):
     src = write_image(tmp_path / "image.tif", img)
     out = tmp_path / "map.tif"
     predict_scene(
-        ConstantNet([0, 0, 3]),
+        scorer(ConstantNet([0, 0, 3])),
         src,
         out,
         classes=CLASS_MAP,
-        mean=MEAN,
-        std=STD,
-        bands=BANDS,
         values="indices",
         window=32,
         overlap=8,
+        batch_size=8,
     )
     with rasterio.open(out) as ds:
         data = ds.read(1)
@@ -461,16 +554,14 @@ def test_bands_are_read_by_name(tmp_path):
     src = write_image(tmp_path / "image.tif", img[::-1], descriptions=BANDS[::-1])
     out = tmp_path / "map.tif"
     predict_scene(
-        pixel_net(),
+        scorer(pixel_net()),
         src,
         out,
         classes=CLASS_MAP,
-        mean=MEAN,
-        std=STD,
-        bands=BANDS,
         values="indices",
         window=16,
         overlap=4,
+        batch_size=8,
     )
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(1), single_pass(pixel_net(), img).argmax(0))
@@ -480,13 +571,14 @@ def test_missing_band_is_a_data_error(tmp_path):
     src = write_image(tmp_path / "image.tif", image(20, 20))
     with pytest.raises(DataError, match=r"lacks band\(s\) \['B08'\]"):
         predict_scene(
-            pixel_net(),
+            scorer(pixel_net(), bands=["B02", "B03", "B08"]),
             src,
             tmp_path / "map.tif",
             classes=CLASS_MAP,
-            mean=MEAN,
-            std=STD,
-            bands=["B02", "B03", "B08"],
+            values="codes",
+            window=256,
+            overlap=64,
+            batch_size=8,
         )
 
 
@@ -499,13 +591,14 @@ def test_failure_leaves_no_output(tmp_path):
     out_dir = tmp_path / "maps"
     with pytest.raises(RuntimeError, match="boom"):
         predict_scene(
-            Broken(),
+            scorer(Broken()),
             src,
             out_dir / "map.tif",
             classes=CLASS_MAP,
-            mean=MEAN,
-            std=STD,
-            bands=BANDS,
+            values="codes",
+            window=256,
+            overlap=64,
+            batch_size=8,
             confidence=out_dir / "conf.tif",
         )
     assert list(out_dir.iterdir()) == []
@@ -514,81 +607,98 @@ def test_failure_leaves_no_output(tmp_path):
 def test_codes_that_do_not_fit_uint8_are_a_config_error():
     big = ClassMap.from_config([{"name": "a", "codes": [300], "colour": "#000000"}])
     with pytest.raises(ConfigError, match="values: indices"):
-        predict.class_values(big, "codes")
+        class_values(big, "codes")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA present")
-def test_asking_for_cuda_without_it_is_an_error():
+def test_asking_for_cuda_without_it_is_an_error(tmp_path):
+    ckpt = checkpoint(tmp_path / "best.pt")
     with pytest.raises(
         ConfigError, match=r"device 'cuda' was asked for.*is_available\(\) is False"
     ):
-        predict.resolve_device("cuda")
+        models.load("segmentation", ckpt, "cuda")  # never silently the CPU
 
 
 def test_precision_names():
-    assert predict.torch_dtype("bf16-mixed") is torch.bfloat16
-    assert predict.torch_dtype("16") is torch.float16
-    assert predict.torch_dtype(None) is None
+    assert torch_dtype("bf16-mixed") is torch.bfloat16
+    assert torch_dtype("16") is torch.float16
+    assert torch_dtype(None) is None
     with pytest.raises(ConfigError, match="precision"):
-        predict.torch_dtype("int8")
+        torch_dtype("int8")
 
 
-def test_predict_area_loads_the_checkpoint_and_checks_classes(tmp_path, monkeypatch):
-    meta = {
-        "bands": BANDS,
-        "classes": ["tree", "water", "built_up"],
-        "mean": MEAN,
-        "std": STD,
-        "precision": "bf16",
+def area_settings(**settings: object) -> dict[str, object]:
+    """The validated ``predict`` section (schema defaults: 256, 64, 8, codes) with changes."""
+    return {
+        "values": "codes",
+        "window": 256,
+        "overlap": 64,
+        "batch_size": 8,
+        "confidence": False,
+        **settings,
     }
-    fake = types.ModuleType("landcover.model")
-    fake.OUTPUT_STRIDE = 16
-    fake.load_model = lambda path, device="cpu": (pixel_net(), dict(meta))
-    monkeypatch.setitem(sys.modules, "landcover.model", fake)
+
+
+def test_predict_area_loads_the_checkpoint_and_checks_classes(tmp_path, torch_threads):
+    ckpt = checkpoint(tmp_path / "best.pt", precision="bf16")  # autocast on accelerators only
     src = write_image(tmp_path / "image.tif", image(20, 24))
     out = tmp_path / "map.tif"
-    predict.predict_area(
-        "best.pt", src, out, classes=CLASSES, experiment="e", device="cpu", window=16, overlap=4
+    predict_area(
+        ckpt,
+        src,
+        out,
+        kind="segmentation",
+        classes=CLASSES,
+        ignore_codes=[],
+        experiment="e",
+        device="cpu",
+        settings=area_settings(window=32, overlap=8),
+        threads=1,
     )
     with rasterio.open(out) as ds:
-        assert ds.tags()["model"] == "best.pt"
-    meta["classes"] = ["tree", "water", "urban"]
+        assert ds.tags()["model"] == str(ckpt)
+    other = checkpoint(tmp_path / "other.pt", classes=["tree", "water", "urban"])
     with pytest.raises(ConfigError, match="trained on classes"):
-        predict.predict_area("best.pt", src, out, classes=CLASSES)
+        predict_area(
+            other,
+            src,
+            tmp_path / "other.tif",
+            kind="segmentation",
+            classes=CLASSES,
+            ignore_codes=[],
+            experiment="e",
+            device="cpu",
+            settings=area_settings(window=32, overlap=8),
+            threads=1,
+        )
+    assert not (tmp_path / "other.tif").exists()
 
 
-def test_predict_area_with_a_real_checkpoint(tmp_path):
-    model_lib = pytest.importorskip("landcover.model")
-    net = model_lib.build_model("unet", "resnet18", None, 3, 3)
-    meta = {
-        "model": {"arch": "unet", "encoder": "resnet18", "encoder_weights": None},
-        "in_channels": 3,
-        "bands": BANDS,
-        "classes": ["tree", "water", "built_up"],
-        "mean": MEAN,
-        "std": STD,
-        "precision": "fp32",
-    }
-    ckpt = tmp_path / "best.pt"
-    model_lib.save_checkpoint(ckpt, {"state_dict": net.state_dict(), "meta": meta})
+def test_predict_area_with_a_real_checkpoint(tmp_path, torch_threads):
+    ckpt = checkpoint(tmp_path / "best.pt")
     img = image(70, 50)
     img[:, :, -3:] = np.nan
     src = write_image(tmp_path / "image.tif", img)
     out = tmp_path / "maps" / "e" / "cpu" / "area.tif"
-    predict.predict_area(
+    conf = tmp_path / "maps" / "e" / "cpu" / "area_confidence.tif"
+    predict_area(
         ckpt,
         src,
         out,
+        kind="segmentation",
         classes=CLASSES,
+        ignore_codes=[],
         experiment="e",
         device="cpu",
-        window=64,
-        overlap=16,
-        batch_size=2,
+        settings=area_settings(window=64, overlap=16, batch_size=2, confidence=True),
+        threads=1,
+        confidence=conf,
     )
     assert cog_validate(str(out), quiet=True)[0]
+    assert cog_validate(str(conf), quiet=True)[0]
     with rasterio.open(out) as ds:
         data = ds.read(1)
         assert ds.tags()["experiment"] == "e"
+        assert ds.tags()["window"] == "64" and ds.tags()["overlap"] == "16"
     assert set(np.unique(data[:, :-3])) <= {10, 80, 50}
     assert (data[:, -3:] == 0).all()

@@ -22,11 +22,11 @@ from conftest import ROOT, validated
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from landcover.acquire import acquire_imagery, acquire_labels
-from landcover.align import align_area
 from landcover.classes import IGNORE, ClassMap
 from landcover.config import area_table, check_config
 from landcover.grid import area_grid, worldcover_tiles
+from landcover.prepare.align import align_area
+from landcover.sources import acquire_imagery, acquire_labels
 
 DATA = Path(__file__).parent / "data"
 PATCH = "S2A_MSIL2A_20170613T101031_87_48"
@@ -59,11 +59,12 @@ def stacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "austria",
         patch_bbox(),
         "local",
-        str(PATCH_DIR / f"{PATCH}_{{band}}.tif"),  # one file per band
+        root=str(PATCH_DIR / f"{PATCH}_{{band}}.tif"),  # one file per band
         bands=BANDS,
         out=out,
         scale=1e-4,  # BigEarthNet: DN = reflectance x 10000, baseline < 04.00, no offset
         offset=0.0,
+        resolution=10,
     )
     return out
 
@@ -119,7 +120,7 @@ def test_60m_bands_are_6x6_blocks(stacked: Path) -> None:
 
 def principe_labels(folder: Path) -> Path:
     out = folder / "labels.tif"
-    acquire_labels("principe", PRINCIPE_BBOX, "local", str(WORLDCOVER), out=out)
+    acquire_labels("principe", PRINCIPE_BBOX, "local", root=str(WORLDCOVER), out=out)
     return out
 
 
@@ -161,6 +162,8 @@ def test_worldcover_codes_survive_reprojection_to_utm(tmp_path: Path) -> None:
         out_labels,
         classes=config["classes"],
         ignore_codes=config["ignore_codes"],
+        resolution=10,
+        crs=None,
         label_resampling="nearest",
     )
     with rasterio.open(out_labels) as ds:

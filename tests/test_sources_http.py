@@ -29,18 +29,14 @@ from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
 
-from landcover import acquire as acq
-from landcover.acquire import (
-    HttpSettings,
-    acquire_imagery,
-    acquire_labels,
-    gdal_options,
-    worldcover_path,
-)
-from landcover.demo import make_demo_bucket
 from landcover.errors import ConfigError, DataError, SourceError
 from landcover.grid import area_grid
-from landcover.sentinel2 import ASSET_KEYS
+from landcover.sources import acquire_imagery, acquire_labels
+from landcover.sources import stac as acq
+from landcover.sources.demo.bucket import make_demo_bucket
+from landcover.sources.http import HttpSettings, gdal_options
+from landcover.sources.sentinel2 import ASSET_KEYS
+from landcover.sources.worldcover import worldcover_path
 
 PX = 12000  # WorldCover pixels per degree
 CODES = np.array([10, 20, 30, 40, 50, 60, 80, 90, 95], dtype=np.uint8)
@@ -180,8 +176,12 @@ def test_worldcover_over_http_equals_local(
     server: LoopbackServer, worldcover_root: Path, tmp_path: Path
 ) -> None:
     remote, local = tmp_path / "remote.tif", tmp_path / "local.tif"
-    acquire_labels("delta", BORDER_BBOX, "worldcover", server.url(), "v200", remote)
-    acquire_labels("delta", BORDER_BBOX, "worldcover", str(worldcover_root), "v200", local)
+    acquire_labels(
+        "delta", BORDER_BBOX, "worldcover", root=server.url(), version="v200", out=remote
+    )
+    acquire_labels(
+        "delta", BORDER_BBOX, "worldcover", root=str(worldcover_root), version="v200", out=local
+    )
     codes, meta, tags = read(remote)
     local_codes, local_meta, local_tags = read(local)
     np.testing.assert_array_equal(codes, local_codes)
@@ -205,7 +205,9 @@ def test_worldcover_moves_only_the_window(server: LoopbackServer, tmp_path: Path
     rel = worldcover_path("", "v200", BIG_TILE)
     size = (server.root / rel).stat().st_size
     assert size > 2_000_000  # a large file: the ratio below means something
-    acquire_labels("inner", INNER_BBOX, "worldcover", server.url(), "v200", tmp_path / "l.tif")
+    acquire_labels(
+        "inner", INNER_BBOX, "worldcover", root=server.url(), version="v200", out=tmp_path / "l.tif"
+    )
     moved = server.bytes_served(rel)
     assert 0 < moved < 0.1 * size, f"{moved} of {size} bytes moved"
     gets = [(method, rng) for method, path, rng in server.requests if path == rel]
@@ -223,10 +225,12 @@ def test_worldcover_transient_failures_are_retried(
 ) -> None:
     """The first requests fail (the probe's HEAD, or GDAL's range GETs); retries win."""
     expected = tmp_path / "local.tif"
-    acquire_labels("delta", BORDER_BBOX, "worldcover", str(worldcover_root), "v200", expected)
+    acquire_labels(
+        "delta", BORDER_BBOX, "worldcover", root=str(worldcover_root), version="v200", out=expected
+    )
     server.fail(2, mode, method=method)  # type: ignore[arg-type]
     out = tmp_path / "remote.tif"
-    acquire_labels("delta", BORDER_BBOX, "worldcover", server.url(), "v200", out)
+    acquire_labels("delta", BORDER_BBOX, "worldcover", root=server.url(), version="v200", out=out)
     assert server.failed == 2
     np.testing.assert_array_equal(read(out)[0], read(expected)[0])
 
@@ -239,7 +243,9 @@ def test_worldcover_unreachable_is_an_error_naming_the_url(
     out = tmp_path / "raw" / "labels.tif"
     url = worldcover_path(server.url(), "v200", BIG_TILE)
     with pytest.raises(SourceError, match=rf"{url}.*GDAL_HTTP_MAX_RETRY"):
-        acquire_labels("delta", BORDER_BBOX, "worldcover", server.url(), "v200", out)
+        acquire_labels(
+            "delta", BORDER_BBOX, "worldcover", root=server.url(), version="v200", out=out
+        )
     assert no_leftovers(out.parent)
 
 
@@ -252,7 +258,9 @@ def test_worldcover_failing_tile_is_never_skipped(
     server.fail(-1, mode, prefix=rel, method=method)  # type: ignore[arg-type]
     out = tmp_path / "raw" / "labels.tif"
     with pytest.raises(SourceError, match=rf"{SMALL_TILE}.*{server.url(rel)}"):
-        acquire_labels("delta", BORDER_BBOX, "worldcover", server.url(), "v200", out)
+        acquire_labels(
+            "delta", BORDER_BBOX, "worldcover", root=server.url(), version="v200", out=out
+        )
     assert no_leftovers(out.parent)
 
 
@@ -265,7 +273,9 @@ def test_worldcover_404_is_a_missing_tile(tmp_path: Path, worldcover_root: Path)
     copy.write_bytes(big.read_bytes())
     out = tmp_path / "labels.tif"
     with serve(root) as only_south:
-        acquire_labels("delta", BORDER_BBOX, "worldcover", only_south.url(), "v200", out)
+        acquire_labels(
+            "delta", BORDER_BBOX, "worldcover", root=only_south.url(), version="v200", out=out
+        )
         assert ("HEAD", worldcover_path("", "v200", SMALL_TILE), None) in only_south.requests
     codes = read(out)[0][0]
     assert (codes[:60] == 0).all() and (codes[-60:] != 0).all()
@@ -280,7 +290,9 @@ def test_worldcover_corrupt_remote_tile_is_a_data_error(tmp_path: Path) -> None:
     with serve(tmp_path / "bucket") as broken:
         url = worldcover_path(broken.url(), "v200", BIG_TILE)
         with pytest.raises(DataError, match=rf"WorldCover tile {BIG_TILE}.*{url}.*corrupt"):
-            acquire_labels("inner", INNER_BBOX, "worldcover", broken.url(), "v200", out)
+            acquire_labels(
+                "inner", INNER_BBOX, "worldcover", root=broken.url(), version="v200", out=out
+            )
     assert not out.parent.exists()
 
 
@@ -290,7 +302,7 @@ def test_worldcover_server_down(tmp_path: Path) -> None:
         url = gone.url()
     out = tmp_path / "raw" / "labels.tif"
     with pytest.raises(SourceError, match=rf"Cannot reach WorldCover tile {BIG_TILE}.*{url}"):
-        acquire_labels("delta", BORDER_BBOX, "worldcover", url, "v200", out)
+        acquire_labels("delta", BORDER_BBOX, "worldcover", root=url, version="v200", out=out)
     assert not out.parent.exists()
 
 
@@ -400,9 +412,14 @@ def stac(s2_root: Path):
 
 def test_stac_search_over_http_equals_local(stac: LoopbackServer, tmp_path: Path) -> None:
     remote, local = tmp_path / "remote.tif", tmp_path / "local.tif"
-    acquire_imagery("delta", S2_BBOX, "stac", stac.url(), out=remote, **IMAGERY)
+    acquire_imagery("delta", S2_BBOX, "stac", root=stac.url(), out=remote, **IMAGERY)
     acquire_imagery(
-        "delta", S2_BBOX, "stac", stac.url(), out=local, **(IMAGERY | {"collection": "local-l2a"})
+        "delta",
+        S2_BBOX,
+        "stac",
+        root=stac.url(),
+        out=local,
+        **(IMAGERY | {"collection": "local-l2a"}),
     )
     pixels, meta, tags = read(remote)
     local_pixels, local_meta, _ = read(local)
@@ -426,7 +443,7 @@ def test_stac_search_pages(stac: LoopbackServer, tmp_path: Path, monkeypatch) ->
     """The client follows the API's next links (one item per page here)."""
     monkeypatch.setattr(acq, "SEARCH_PAGE_SIZE", 1)
     out = tmp_path / "imagery.tif"
-    acquire_imagery("delta", S2_BBOX, "stac", stac.url(), out=out, **IMAGERY)
+    acquire_imagery("delta", S2_BBOX, "stac", root=stac.url(), out=out, **IMAGERY)
     searches = [r for r in stac.requests if r[1] == "search"]
     assert len(searches) >= 3
     assert json.loads(read(out)[2]["items"]) == list(DATES)[:3]
@@ -462,7 +479,7 @@ def test_stac_transient_failures_are_retried(
 ) -> None:
     stac.fail(2, mode, prefix=prefix, method=method)  # type: ignore[arg-type]
     out = tmp_path / "imagery.tif"
-    acquire_imagery("delta", S2_BBOX, "stac", stac.url(), out=out, **IMAGERY)
+    acquire_imagery("delta", S2_BBOX, "stac", root=stac.url(), out=out, **IMAGERY)
     assert stac.failed == 2
     assert json.loads(read(out)[2]["items"]) == list(DATES)[:3]
 
@@ -472,7 +489,7 @@ def test_stac_api_unreachable(stac: LoopbackServer, tmp_path: Path, mode: str) -
     stac.fail(-1, mode)  # type: ignore[arg-type]
     out = tmp_path / "raw" / "imagery.tif"
     with pytest.raises(SourceError, match=rf"STAC API search at {stac.url()}.*GDAL_HTTP_MAX"):
-        acquire_imagery("delta", S2_BBOX, "stac", stac.url(), out=out, **IMAGERY)
+        acquire_imagery("delta", S2_BBOX, "stac", root=stac.url(), out=out, **IMAGERY)
     assert no_leftovers(out.parent)
 
 
@@ -486,7 +503,7 @@ def test_stac_asset_unreachable(
     stac.fail(-1, mode, prefix=rel, method=method)  # type: ignore[arg-type]
     out = tmp_path / "raw" / "imagery.tif"
     with pytest.raises(SourceError, match=rf"band B05 of item '{item}'.*{stac.url(rel)}"):
-        acquire_imagery("delta", S2_BBOX, "stac", stac.url(), out=out, **IMAGERY)
+        acquire_imagery("delta", S2_BBOX, "stac", root=stac.url(), out=out, **IMAGERY)
     assert no_leftovers(out.parent)
 
 
@@ -575,7 +592,7 @@ def published_items(bucket: Path, server: LoopbackServer) -> list[dict]:
 def test_workflow_acquires_over_http(tmp_path: Path) -> None:
     """The acquire rules with the real source kinds (worldcover, stac) against 127.0.0.1."""
     bucket = make_demo_bucket(
-        tmp_path / "bucket", WORKFLOW_AREAS, ("2024-01-01", "2024-03-31"), n_dates=2
+        tmp_path / "bucket", WORKFLOW_AREAS, ("2024-01-01", "2024-03-31"), n_dates=2, seed=42
     )
     workdir = tmp_path / "work"
     workdir.mkdir()

@@ -13,8 +13,8 @@ from affine import Affine
 from scipy import ndimage
 
 from landcover.errors import ConfigError
-from landcover.split import near_boxes, split_patches
-from landcover.tiling import patch_windows
+from landcover.prepare.split import near_boxes, split_patches
+from landcover.prepare.tiling import patch_windows
 
 SIZE, STRIDE, BLOCK, BUFFER = 32, 24, 64, 8
 # name -> (crs, origin x, origin y, height, width); "h" overlaps "a" (offset 100 px)

@@ -12,7 +12,7 @@ import rasterio
 from affine import Affine
 
 from landcover.errors import DataError
-from landcover.tiling import patch_windows, tile_area, window_offsets
+from landcover.prepare.tiling import patch_windows, tile_area, window_offsets
 
 HEIGHT, WIDTH, BANDS = 50, 70, 3
 TRANSFORM = Affine(10, 0, 400_000, 0, -10, 1_800_000)

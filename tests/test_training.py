@@ -1,4 +1,4 @@
-"""The training loop (landcover.training): outputs, resume, determinism, devices, DDP, errors."""
+"""The segmentation trainer: outputs, resume, determinism, devices, DDP, errors."""
 
 from __future__ import annotations
 
@@ -16,16 +16,35 @@ import pytest
 import torch
 from _patchstore import BANDS, CLASSES, make_patch_store
 
+from landcover.config import validated
 from landcover.errors import ConfigError
 from landcover.hardware import resolve_channels_last
-from landcover.model import load_model
-from landcover.training import train_model
+from landcover.models.segmentation.nets import load_model
+from landcover.models.segmentation.trainer import train as train_network
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"}  # 2 M parameters
-TRAINING = {"epochs": 3, "batch_size": 8, "patience": 0}
+DEFAULTS = validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}})
+# 2 M parameters
+MODEL = DEFAULTS["model"] | {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"}
+TRAINING = DEFAULTS["training"] | {"epochs": 3, "batch_size": 8, "patience": 0}
 OUTPUTS = ("best.pt", "last.pt", "history.csv", "hardware.json")
 LOSSES = ["train_loss", "val_loss", "val_miou"]
+
+# Arguments as JSON (for the subprocess runs), turned into the trainer's by `kwargs`
+TO_KWARGS = """
+from landcover.models import Outputs
+from landcover.prepare.store import stores
+
+def kwargs(args):
+    args = dict(args)
+    areas = args.pop("areas")
+    root, out = args.pop("patches_dir"), args.pop("out_dir")
+    images = [f"{root}/{a}/images.npy" for a in areas]
+    labels = [f"{root}/{a}/labels.npy" for a in areas]
+    names = [f"{out}/{name}" for name in ("best.pt", "last.pt", "history.csv", "hardware.json")]
+    return args | {"stores": stores(areas, images, labels), "outputs": Outputs(*names)}
+"""
+exec(TO_KWARGS)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +54,8 @@ def store(tmp_path_factory):
 
 def run_args(store, out_dir, **overrides):
     args = {
-        **{k: str(v) for k, v in store.items()},
+        **{k: str(store[k]) for k in ("patches_dir", "index", "class_weights")},
+        "areas": store["areas"],
         "out_dir": str(out_dir),
         "bands": BANDS,
         "classes": [{"name": c, "codes": [i + 1]} for i, c in enumerate(CLASSES)],
@@ -44,8 +64,13 @@ def run_args(store, out_dir, **overrides):
         "device": "cpu",
         "threads": 1,
         "seed": 7,
+        "processes": 1,
     }
     return args | overrides
+
+
+def train_model(**args):
+    return train_network(**kwargs(args))  # noqa: F821 (defined by exec above)
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +127,16 @@ def test_same_seed_same_history(reference, store, tmp_path):
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
-KILLED_RUN = """
+KILLED_RUN = (
+    TO_KWARGS
+    + """
 import json, os, signal, sys
-import landcover.training as training
-from landcover.losses import SegmentationLoss
+import landcover.models.segmentation.resume as resume
+from landcover.models.segmentation.losses import SegmentationLoss
+from landcover.models.segmentation.trainer import train
 
 saved, calls = [], []
-save, forward = training.save_checkpoint, SegmentationLoss.forward
+save, forward = resume.save_checkpoint, SegmentationLoss.forward
 
 def save_and_count(path, payload):
     save(path, payload)
@@ -121,10 +149,11 @@ def forward_or_die(self, logits, target):
             os.kill(os.getpid(), signal.SIGKILL)
     return forward(self, logits, target)
 
-training.save_checkpoint = save_and_count
+resume.save_checkpoint = save_and_count
 SegmentationLoss.forward = forward_or_die
-training.train_model(**json.loads(open(sys.argv[1]).read()))
+train(**kwargs(json.loads(open(sys.argv[1]).read())))
 """
+)
 
 
 def test_resume_after_kill(reference, store, tmp_path, caplog):
@@ -209,14 +238,15 @@ def test_cuda_unavailable_is_an_error(store, tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"model": {"arch": "segnet"}}, r"model\.arch: unknown architecture"),
-        ({"model": {"encoder": "resnet7"}}, r"model\.encoder: unknown encoder 'resnet7'"),
+        ({"model": MODEL | {"arch": "segnet"}}, r"model\.arch: unknown architecture"),
+        ({"model": MODEL | {"encoder": "resnet7"}}, r"model\.encoder: unknown encoder 'resnet7'"),
         ({"bands": ["B02", "B03", "B04"]}, r"imagery\.bands lists 3 bands .* has 4 channels"),
         ({"classes": ["tree", "water"]}, r"classes: the config lists \['tree', 'water'\]"),
         ({"classes": ["water", "tree", "built_up"]}, r"classes: the config lists"),
-        ({"training": {"optimiser": "adam"}}, r"training\.optimiser: unknown key"),
-        ({"training": {"precision": "fp8"}}, r"training\.precision: got 'fp8'"),
-        ({"training": {"lr": "1e-3"}}, r"training\.lr: got '1e-3'; use a number > 0 \(YAML"),
+        (
+            {"training": TRAINING | {"ce_weight": 0.0, "dice_weight": 0.0}},
+            r"training\.ce_weight \+ training\.dice_weight must be > 0",
+        ),
         ({"device": "tpu"}, r"device: unknown device 'tpu'"),
     ],
 )
@@ -242,11 +272,14 @@ def test_patch_size_must_suit_the_model(tmp_path):
         train_model(**run_args(store, tmp_path / "out"))
 
 
-DDP_RUN = """
+DDP_RUN = (
+    TO_KWARGS
+    + """
 import json, sys
-from landcover.training import train_model
-train_model(**json.loads(open(sys.argv[1]).read()))
+from landcover.models.segmentation.trainer import train
+train(**kwargs(json.loads(open(sys.argv[1]).read())))
 """
+)
 
 
 def test_ddp_gloo_two_processes_under_torchrun(store, tmp_path):
@@ -270,7 +303,7 @@ def test_ddp_gloo_two_processes_under_torchrun(store, tmp_path):
 def test_ddp_started_by_train_model(store, tmp_path):
     out = tmp_path / "out"
     summary = train_model(
-        **run_args(store, out, training={**TRAINING, "epochs": 1}, threads=2), processes=2
+        **run_args(store, out, training={**TRAINING, "epochs": 1}, threads=2, processes=2)
     )
     assert summary["epochs"] == 1
     assert json.loads((out / "hardware.json").read_text())["world_size"] == 2

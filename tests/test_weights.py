@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from landcover.errors import ConfigError, DataError
-from landcover.weights import class_weights, compute_class_weights
+from landcover.prepare.weights import class_weights, compute_class_weights
 
 NAMES = ["tree", "built_up", "water", "mangroves"]
 # Per-patch pixel counts of the train patches; "mangroves" is absent.
@@ -21,7 +21,7 @@ COUNTS = np.array([[10, 0, 30, 0], [0, 20, 10, 0]])  # totals 10, 20, 40, 0; pat
 def no_warnings(counts: np.ndarray, method: str, **kwargs: object) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return compute_class_weights(counts, method, **kwargs)  # type: ignore[arg-type]
+        return compute_class_weights(counts, method, **({"beta": 0.9999} | kwargs))  # type: ignore[arg-type]
 
 
 def test_inverse_frequency() -> None:
@@ -49,25 +49,25 @@ def test_effective_number() -> None:
 
 def test_effective_number_default_beta_is_close_to_inverse_frequency_for_few_pixels() -> None:
     counts = np.array([5, 10, 20])
-    got = compute_class_weights(counts, "effective_number")
+    got = compute_class_weights(counts, "effective_number", beta=0.9999)
     assert got[0] > got[1] > got[2]
     np.testing.assert_allclose(got / got[2], [4, 2, 1], rtol=0.01)
 
 
 def test_absent_class_gets_zero_and_a_warning() -> None:
     with pytest.warns(UserWarning, match="class 'mangroves' has no pixel in the train patches"):
-        weights = compute_class_weights(COUNTS, "inverse_frequency", names=NAMES)
+        weights = compute_class_weights(COUNTS, "inverse_frequency", beta=0.9999, names=NAMES)
     assert weights[3] == 0
 
 
 def test_bad_method_and_beta() -> None:
     counts = np.array([1, 2])
     with pytest.raises(ConfigError, match=r"class_weights\.method"):
-        compute_class_weights(counts, "uniform")  # type: ignore[arg-type]
+        compute_class_weights(counts, "uniform", beta=0.9999)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"class_weights\.beta"):
         compute_class_weights(counts, "effective_number", beta=1.0)
     with pytest.raises(DataError, match="no train pixel"):
-        compute_class_weights(np.zeros((2, 2)), "inverse_frequency")
+        compute_class_weights(np.zeros((2, 2)), "inverse_frequency", beta=0.9999)
 
 
 def write_index(path: Path) -> None:
@@ -82,7 +82,7 @@ def test_class_weights_json_from_train_rows_only(tmp_path: Path) -> None:
     index, out = tmp_path / "index.parquet", tmp_path / "w" / "class_weights.json"
     write_index(index)
     with pytest.warns(UserWarning, match="mangroves"):
-        class_weights(index, out, NAMES, "inverse_frequency")
+        class_weights(index, out, NAMES, "inverse_frequency", beta=0.9999)
     result = json.loads(out.read_text())
     assert result["method"] == "inverse_frequency"
     assert result["classes"] == NAMES
@@ -95,5 +95,5 @@ def test_class_weights_missing_column(tmp_path: Path) -> None:
     index, out = tmp_path / "index.parquet", tmp_path / "class_weights.json"
     write_index(index)
     with pytest.raises(DataError, match=r"count_snow.*split_patches"):
-        class_weights(index, out, [*NAMES, "snow"], "inverse_frequency")
+        class_weights(index, out, [*NAMES, "snow"], "inverse_frequency", beta=0.9999)
     assert not out.exists()

@@ -144,7 +144,7 @@ def test_rerunning_the_evaluation_target_runs_only_the_evaluation(workdir):
 def test_changed_evaluation_code_reruns_only_the_evaluation(workdir):
     # Snakemake reruns a job for an input whose content changed, not for a newer mtime
     # alone, so the library module is edited (a comment) and restored byte for byte.
-    code = ROOT / "src" / "landcover" / "evaluate.py"
+    code = ROOT / "src" / "landcover" / "evaluation" / "scoring.py"
     text, before = code.read_bytes(), code.stat()
     try:
         code.write_bytes(text + b"\n# edited by test_workflow\n")

@@ -7,6 +7,7 @@ area, holdout or patch size fails before any job runs, with the key and the fix 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,27 @@ from typing import Any
 from landcover.classes import ClassMap
 from landcover.errors import ConfigError
 from landcover.grid import BBox, area_grid, check_bbox
+from landcover.sources import check_source
 
-PUBLIC_WORLDCOVER = "https://esa-worldcover.s3.eu-central-1.amazonaws.com"
-EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+"""The one place of every key and default (read from the repository checkout)."""
+
+
+def validated(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as the workflow sees it: validated against the schema, defaults filled.
+
+    For tools outside Snakemake (the bench scripts, tests) that call library functions
+    with settings: the library keeps no defaults of its own.
+
+    Raises:
+        snakemake.exceptions.WorkflowError: naming the key that does not validate.
+
+    """
+    from snakemake.utils import validate  # the workflow's own validator (jsonschema)
+
+    config = copy.deepcopy(dict(config))
+    validate(config, schema=str(SCHEMA))
+    return config
 
 
 @dataclass(frozen=True)
@@ -132,11 +151,8 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
                 f"{config['grid']['resolution']} m, smaller than patches.size = {size}. "
                 "Use a smaller patches.size or a larger bbox."
             )
-    imagery, labels = config["imagery"], config["labels"]
-    if imagery["kind"] == "local" and not imagery["root"]:
-        raise ConfigError("imagery.root: kind 'local' needs the GeoTIFF path (or band folder).")
-    if labels["kind"] == "local" and not labels["root"]:
-        raise ConfigError("labels.root: kind 'local' needs the labels GeoTIFF path.")
+    for section in ("imagery", "labels"):
+        check_source(section, config[section])
 
 
 def check_leave_one_area_out(areas: Mapping[str, Area]) -> None:
@@ -152,16 +168,3 @@ def check_leave_one_area_out(areas: Mapping[str, Area]) -> None:
             f"{': ' + ', '.join(areas) if areas else ''}. Add an area to `areas`, or set "
             "evaluate.leave_one_area_out: false (and do not ask for the `loao` target)."
         )
-
-
-def source_root(source: Mapping[str, Any], demo_root: str) -> str:
-    """The root a source reads from: the demo bucket, the configured root or the default."""
-    match source["kind"]:
-        case "demo":
-            return demo_root
-        case "worldcover":
-            return source["root"] or PUBLIC_WORLDCOVER
-        case "stac":
-            return source["root"] or EARTH_SEARCH
-        case _:
-            return str(source["root"])

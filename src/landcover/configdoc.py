@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+from landcover.config import SCHEMA
 
 
 def _type(spec: dict[str, Any]) -> str:

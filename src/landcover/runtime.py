@@ -50,7 +50,7 @@ def tune_malloc() -> bool:
     pass of a CPU model maps, zero-fills and unmaps its large activations again. With
     ``M_MMAP_MAX`` = 0 and a 1 GiB ``M_TRIM_THRESHOLD`` the same buffers are reused:
     ``bench/map_efficiency.py`` run plain and with ``LANDCOVER_TUNE_MALLOC=0`` shows the
-    gain (figures in the README), and its memory runs the peak. PyTorch's CPU tuning
+    gain (figures in docs/benchmarks.md), and its memory runs the peak. PyTorch's CPU tuning
     guide reaches this with jemalloc or tcmalloc through ``LD_PRELOAD``; mallopt needs
     no extra library. Only the calling process is affected (the settings are global to
     it). Malloc is left alone when ``LANDCOVER_TUNE_MALLOC=0`` or when the user sets one

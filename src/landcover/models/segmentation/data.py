@@ -1,17 +1,16 @@
-"""Training data: the patch store as a Dataset, augmentation, sampling and band statistics.
+"""Training data of the segmentation models: normalisation, augmentation, dataset and sampler.
 
 A patch is read with ``np.load(path, mmap_mode="r")[i]``: no decompression and no
-reprojection on the training path, only a copy of the patch's bytes. Randomness (which
-patch, which dihedral transform) is drawn in the main process by ``EpochSampler`` from
-``(seed, epoch)``, so runs are reproducible whatever the number of loader workers, and a
-resumed run draws the same epochs as an uninterrupted one.
+copy of the store (:mod:`landcover.prepare.store`). :func:`prepare_data` checks the
+store, the index and the class weights against the settings before any training.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,12 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from landcover.classes import IGNORE
-from landcover.errors import DataError
+from landcover.errors import ConfigError, DataError
+from landcover.models.segmentation.nets import OUTPUT_STRIDE
+from landcover.prepare.store import Stores, load_training_data, open_images, open_labels
 
 log = logging.getLogger(__name__)
+
 
 N_DIHEDRAL = 8
 """Transforms of the square's symmetry group: 4 rotations x (flip or not)."""
@@ -57,14 +58,14 @@ def dihedral(array: np.ndarray, code: int) -> np.ndarray:
 
 
 def band_stats(
-    patches_dir: str | Path, rows: pd.DataFrame, chunk: int = 256
+    stores: Stores, rows: pd.DataFrame, chunk: int = 256
 ) -> tuple[list[float], list[float]]:
     """Per-band mean and standard deviation over the valid pixels of some patches.
 
     Streams the patches in chunks (float64 sums), so memory stays bounded.
 
     Args:
-        patches_dir: folder holding ``{area}/images.npy``.
+        stores: the areas' patch stores.
         rows: index rows (``area``, ``patch``) of the patches to use (the train split).
         chunk: patches per read.
 
@@ -74,7 +75,7 @@ def band_stats(
     """
     total = sq = count = None
     for area, group in rows.groupby("area", sort=True):
-        images = open_images(patches_dir, str(area))
+        images = open_images(stores[str(area)])
         idx = np.sort(group["patch"].to_numpy())
         for start in range(0, len(idx), chunk):
             block = np.asarray(images[idx[start : start + chunk]], dtype=np.float64)
@@ -84,33 +85,14 @@ def band_stats(
             total, sq, count = (s, q, n) if total is None else (total + s, sq + q, count + n)
     if total is None or (count == 0).any():
         raise DataError(
-            f"{patches_dir}: some band has no valid pixel in the training patches; check "
-            "the aligned images (all NaN?) and `patches.min_valid`, then rerun tile_area."
+            f"patch stores of {sorted(map(str, stores))}: some band has no valid pixel in the "
+            "training patches; check the aligned images (all NaN?) and `patches.min_valid`, "
+            "then rerun tile_area."
         )
     mean = total / count
     std = np.sqrt(np.maximum(sq / count - mean**2, 0.0))
     std = np.where(std > 1e-6, std, 1.0)  # a constant band: leave it centred, unscaled
     return [float(v) for v in mean], [float(v) for v in std]
-
-
-def open_images(patches_dir: str | Path, area: str) -> np.ndarray:
-    """Memory-map an area's ``images.npy`` (nothing is read until indexed)."""
-    return _open(Path(patches_dir) / area / "images.npy", f"patch images of area '{area}'")
-
-
-def open_labels(patches_dir: str | Path, area: str) -> np.ndarray:
-    """Memory-map an area's ``labels.npy``."""
-    return _open(Path(patches_dir) / area / "labels.npy", f"patch labels of area '{area}'")
-
-
-def _open(path: Path, what: str) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as err:
-        raise DataError(
-            f"Cannot read {what} '{path}': {err}. Rerun tile_area for that area "
-            "(snakemake --forcerun tile_area)."
-        ) from err
 
 
 class PatchDataset(Dataset):
@@ -126,7 +108,7 @@ class PatchDataset(Dataset):
 
     def __init__(
         self,
-        patches_dir: str | Path,
+        stores: Stores,
         rows: pd.DataFrame,
         mean: Sequence[float],
         std: Sequence[float],
@@ -134,13 +116,13 @@ class PatchDataset(Dataset):
         """Create the dataset.
 
         Args:
-            patches_dir: folder holding ``{area}/images.npy`` and ``labels.npy``.
+            stores: the areas' patch stores.
             rows: index rows with ``area`` and ``patch`` (row in the area's arrays).
             mean: per-band mean for ``normalise``.
             std: per-band standard deviation.
 
         """
-        self.patches_dir = Path(patches_dir)
+        self.stores = dict(stores)
         self.areas = [str(a) for a in rows["area"]]
         self.patches = rows["patch"].to_numpy(dtype=np.int64)
         self.mean = [float(v) for v in mean]
@@ -160,8 +142,8 @@ class PatchDataset(Dataset):
     def _arrays(self, area: str) -> tuple[np.ndarray, np.ndarray]:
         if area not in self._maps:
             self._maps[area] = (
-                open_images(self.patches_dir, area),
-                open_labels(self.patches_dir, area),
+                open_images(self.stores[area]),
+                open_labels(self.stores[area]),
             )
         return self._maps[area]
 
@@ -302,22 +284,57 @@ class EpochSampler(Sampler):
         self.losses[np.asarray(indices, np.int64)] = np.asarray(losses, np.float64)
 
 
-def check_labels(patches_dir: str | Path, rows: pd.DataFrame, n_classes: int) -> None:
-    """Check that the labels of these patches hold only class indices or 255.
+@dataclass
+class PatchData:
+    """The checked training data and the band normalisation of the train patches.
 
-    Reads labels of the listed patches (uint8, small next to the images).
+    See :class:`~landcover.prepare.store.TrainingData`.
+    """
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    class_weights: list[float]
+    in_channels: int
+    patch_size: int
+    mean: list[float]
+    std: list[float]
+    index_sha256: str
+
+
+def class_names(classes: Sequence[str | Mapping[str, Any]]) -> list[str]:
+    """Class names from the config's ``classes`` list (dicts with ``name``) or plain names."""
+    return [str(c["name"]) if isinstance(c, Mapping) else str(c) for c in classes]
+
+
+def prepare_data(
+    stores: Stores,
+    index: str | Path,
+    class_weights: str | Path,
+    bands: Sequence[str],
+    classes: Sequence[str],
+) -> PatchData:
+    """Load and check the training data; compute the band normalisation from the train patches.
 
     Raises:
-        DataError: a label value is >= the number of configured classes.
+        ConfigError: bands or classes of the config differ from the patch store's, or the
+            patch size is not a multiple of the networks' output stride.
+        DataError: missing or inconsistent files, no train patches, no validation patches.
 
     """
-    for area, group in rows.groupby("area", sort=True):
-        labels = open_labels(patches_dir, str(area))
-        values = np.unique(np.asarray(labels[np.sort(group["patch"].to_numpy())]))
-        bad = [int(v) for v in values if v >= n_classes and v != IGNORE]
-        if bad:
-            raise DataError(
-                f"{Path(patches_dir) / str(area) / 'labels.npy'}: label values {bad} exceed "
-                f"the {n_classes} configured classes; the patch store was made with another "
-                "class map. Rerun align_area and tile_area (snakemake --forcerun align_area)."
-            )
+    data = load_training_data(stores, index, class_weights, bands, classes)
+    if data.patch_size % OUTPUT_STRIDE:
+        raise ConfigError(
+            f"patches.size: patches are {data.patch_size} px, but the models halve the image "
+            f"five times: use a multiple of {OUTPUT_STRIDE} (e.g. 64) and rerun tile_area."
+        )
+    mean, std = band_stats(stores, data.train)
+    return PatchData(
+        train=data.train,
+        val=data.val,
+        class_weights=data.class_weights,
+        in_channels=len(bands),
+        patch_size=data.patch_size,
+        mean=mean,
+        std=std,
+        index_sha256=data.index_sha256,
+    )

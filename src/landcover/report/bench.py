@@ -1,8 +1,8 @@
 """Tables and figures of the benchmarks: the device table and the run-time table.
 
-``devices.csv`` joins the per-engine tables of ``landcover.bench`` (one Snakemake job
-per engine) with speed-ups and parallel efficiency; two figures show the device ladder
-and the CPU strong scaling. The run-time table gathers the files that Snakemake's
+``devices.csv`` joins the per-engine tables of ``landcover.models.segmentation.bench``
+(one Snakemake job per engine) with speed-ups and parallel efficiency; two figures show
+the device ladder and the CPU strong scaling. The run-time table gathers the files that Snakemake's
 ``benchmark:`` directive writes (``benchmarks/<rule>/<wildcards>.tsv``) into one table
 of seconds and peak memory per rule and wildcards, and a figure of the longest jobs.
 """
@@ -20,10 +20,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from landcover.errors import DataError
-from landcover.io import atomic_path
+from landcover.io import atomic_path, read_table
 
 MODES = ("train", "infer")
-"""Modes of the device table, in display order (``landcover.bench.MODES``)."""
+"""Modes of the device table, in display order (``landcover.models.segmentation.bench.MODES``)."""
 
 RUNTIME_COLUMNS = (
     "rule",
@@ -84,7 +84,7 @@ def summarise_engines(tables: Sequence[str | Path], out: str | Path) -> pd.DataF
 
     """
     frames = [
-        _read_table(
+        read_table(
             path, "engine benchmark", ["engine", "device", "threads", "mode", "patches_per_s"]
         )
         for path in tables
@@ -102,19 +102,6 @@ def summarise_engines(tables: Sequence[str | Path], out: str | Path) -> pd.DataF
     with atomic_path(out) as tmp:
         devices.to_csv(tmp, index=False)
     return devices
-
-
-def _read_table(path: str | Path, what: str, columns: Sequence[str]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataError(
-            f"Cannot read {what} '{path}' ({err}); rerun the rule that makes it."
-        ) from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"{what} '{path}' lacks column(s) {missing}; rerun the rule that makes it.")
-    return frame
 
 
 # --------------------------------------------------------------------------- figures
@@ -154,7 +141,7 @@ def plot_device_ladder(
         dpi: dots per inch.
 
     """
-    frame = _read_table(
+    frame = read_table(
         devices,
         "device benchmark table",
         [
@@ -235,7 +222,7 @@ def plot_cpu_scaling(
         dpi: dots per inch.
 
     """
-    frame = _read_table(
+    frame = read_table(
         devices, "device benchmark table", ["engine", "device", "threads", "mode", "patches_per_s"]
     )
     cpu = scaling(frame)
@@ -325,16 +312,11 @@ def read_benchmark(path: str | Path, root: str | Path) -> dict[str, Any]:
 
 
 def _read_table_tsv(path: str | Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, sep="\t")
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataError(
-            f"Cannot read benchmark file '{path}' ({err}); delete it and rerun its job."
-        ) from err
+    fix = "delete it and rerun its job"
+    frame = read_table(path, "benchmark file", fix=fix, sep="\t")
     if "s" not in frame.columns or frame.empty:
         raise DataError(
-            f"'{path}' is not a Snakemake benchmark file (no 's' column or no row); "
-            "delete it and rerun its job."
+            f"'{path}' is not a Snakemake benchmark file (no 's' column or no row); {fix}."
         )
     return frame
 
@@ -379,7 +361,7 @@ def plot_runtimes(
         dpi: dots per inch.
 
     """
-    table = _read_table(runtimes, "run-time table", ["rule", "wildcards", "seconds", "max_rss_mb"])
+    table = read_table(runtimes, "run-time table", ["rule", "wildcards", "seconds", "max_rss_mb"])
     table = table.sort_values("seconds", ascending=False, kind="stable")
     shown = table.head(top)
     labels = [

@@ -27,32 +27,8 @@ Arch = Literal["unet", "unetplusplus", "fpn", "deeplabv3plus"]
 
 ARCHITECTURES: tuple[str, ...] = get_args(Arch)
 
-MODEL_DEFAULTS: dict[str, Any] = {"arch": "unet", "encoder": "resnet18", "encoder_weights": None}
-"""Defaults of the config's ``model`` section."""
-
 OUTPUT_STRIDE = 32
 """Patch sides must be a multiple of this (five halvings in the smp encoders)."""
-
-
-def model_config(model: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the ``model`` config section with defaults filled in and keys checked.
-
-    Args:
-        model: the config's ``model`` section (``arch``, ``encoder``, ``encoder_weights``).
-
-    Raises:
-        ConfigError: on an unknown key, architecture, encoder or weights name.
-
-    """
-    cfg = dict(MODEL_DEFAULTS)
-    for key, value in (model or {}).items():
-        if key not in MODEL_DEFAULTS:
-            raise ConfigError(
-                f"model.{key}: unknown key; the model section takes {sorted(MODEL_DEFAULTS)}."
-            )
-        cfg[key] = value
-    check_model(cfg["arch"], cfg["encoder"], cfg["encoder_weights"])
-    return cfg
 
 
 def check_model(arch: str, encoder: str, encoder_weights: str | None) -> None:
@@ -189,8 +165,8 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     Returns:
         The model in eval mode on ``device`` and the checkpoint's ``meta`` dict:
         ``model`` (arch, encoder, encoder_weights), ``bands``, ``classes`` (names),
-        ``mean``/``std`` (per band, for ``landcover.data.normalise``), ``in_channels``,
-        ``patch_size``, ``precision``, ``ignore_index``, ``epoch``, ``val_miou``.
+        ``mean``/``std`` (per band, for :func:`~landcover.models.segmentation.data.normalise`),
+        ``in_channels``, ``patch_size``, ``precision``, ``ignore_index``, ``epoch``, ``val_miou``.
 
     """
     ckpt = load_checkpoint(path, map_location="cpu")

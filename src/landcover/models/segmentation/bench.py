@@ -5,7 +5,7 @@ the configured model on synthetic patches of the configured shape, so they need 
 data. An *engine* is where the steps run: ``cpu<N>`` is the CPU with N torch threads,
 ``cuda<K>`` is CUDA device K (among those visible) with the configured precision. Each
 engine is one Snakemake job (``rules/bench.smk``) writing one table;
-``landcover.benchreport`` joins them into ``results/bench/devices.csv`` and draws the
+``landcover.report.bench`` joins them into ``results/bench/devices.csv`` and draws the
 figures.
 
 torch is imported inside the functions that use it: the workflow imports this module
@@ -34,13 +34,12 @@ from landcover.io import atomic_path
 if TYPE_CHECKING:
     import torch
 
+    from landcover.models.segmentation.trainer import TrainingSettings
+
 log = logging.getLogger(__name__)
 
 MODES = ("train", "infer")
 """What is measured on each engine: a training step, an inference step."""
-
-BENCH_DEFAULTS: dict[str, Any] = {"warmup": 2, "steps": 5, "batch_size": None, "engines": None}
-"""Defaults of the config's ``bench`` section (``batch_size: null`` = the training batch)."""
 
 HARDWARE_COLUMNS = (
     "device_name",
@@ -187,33 +186,15 @@ def bench_engines(
     ]
 
 
-def bench_settings(bench: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the config's ``bench`` section with defaults filled and values checked.
+def check_bench(bench: Mapping[str, Any]) -> None:
+    """The check of the validated ``bench`` section that the schema cannot make (engine names).
 
     Raises:
-        ConfigError: an unknown key or a bad value, naming ``bench.<key>``.
+        ConfigError: an engine name that is not ``cpu<N>`` or ``cuda<K>``.
 
     """
-    settings = dict(BENCH_DEFAULTS)
-    for key, value in (bench or {}).items():
-        if key not in BENCH_DEFAULTS:
-            raise ConfigError(
-                f"bench.{key}: unknown key; the bench section takes {sorted(BENCH_DEFAULTS)}."
-            )
-        settings[key] = value
-
-    def count(key: str, low: int) -> None:
-        value = settings[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"bench.{key}: got {value!r}; use an integer >= {low}.")
-
-    count("warmup", 0)
-    count("steps", 1)
-    if settings["batch_size"] is not None:
-        count("batch_size", 1)
-    if settings["engines"] is not None:
-        bench_engines(1, 0, settings["engines"])
-    return settings
+    if bench["engines"] is not None:
+        bench_engines(1, 0, bench["engines"])
 
 
 # ---------------------------------------------------------------------- measurement
@@ -297,16 +278,16 @@ def engine_device(engine: Engine) -> torch.device:
 def bench_engine(
     *,
     engine: str,
-    model: Mapping[str, Any] | None,
-    training: Mapping[str, Any] | None,
+    model: Mapping[str, Any],
+    training: Mapping[str, Any],
     bands: int,
     classes: int,
     patch_size: int,
-    batch_size: int | None = None,
-    warmup: int = 2,
-    steps: int = 5,
-    threads: int = 1,
-    seed: int = 0,
+    batch_size: int | None,
+    warmup: int,
+    steps: int,
+    threads: int,
+    seed: int,
 ) -> pd.DataFrame:
     """Measure training and inference throughput of the configured model on one engine.
 
@@ -319,9 +300,9 @@ def bench_engine(
 
     Args:
         engine: ``cpu<N>`` (N torch threads) or ``cuda<K>``.
-        model: the config's ``model`` section; pretrained weights are never downloaded
-            (random weights run at the same speed).
-        training: the config's ``training`` section (precision, loss, optimiser, batch).
+        model: the config's validated ``model`` section; pretrained weights are never
+            downloaded (random weights run at the same speed).
+        training: the validated ``training`` section (precision, loss, optimiser, batch).
         bands: input channels (``len(imagery.bands)``).
         classes: output classes.
         patch_size: patch side in pixels (``patches.size``).
@@ -343,88 +324,30 @@ def bench_engine(
     """
     import torch
 
-    from landcover.hardware import describe_hardware, resolve_channels_last
-    from landcover.losses import SegmentationLoss
-    from landcover.model import build_model, model_config
-    from landcover.runtime import tune_malloc
-    from landcover.training import TrainingConfig, build_optimizer, resolve_precision
+    from landcover.hardware import describe_hardware
+    from landcover.models.segmentation.loop import resolve_precision
+    from landcover.models.segmentation.nets import check_model
+    from landcover.models.segmentation.trainer import TrainingSettings
 
     spec = parse_engine(engine)
-    cfg = TrainingConfig.from_mapping(training)
-    model_cfg = model_config(model)
+    cfg = TrainingSettings.from_mapping(training)
+    check_model(model["arch"], model["encoder"], model["encoder_weights"])
     batch = batch_size or cfg.batch_size
-    device = engine_device(spec)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)  # precision checks and kernels use this device
-    if spec.kind == "cpu" and spec.index > threads:
-        log.warning(
-            "engine %s runs %d threads but its job holds %d cores: other jobs may share "
-            "them; run with --cores %d or more",
-            spec.name,
-            spec.index,
-            threads,
-            spec.index,
-        )
-    torch.set_num_threads(spec.index if spec.kind == "cpu" else max(1, threads))
-    if spec.kind == "cpu":
-        tune_malloc()  # as training and mapping on the CPU do
+    device = _engine_setup(spec, threads)
     precision = resolve_precision(cfg.precision, device)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    channels_last = resolve_channels_last(cfg.channels_last, device)
     torch.manual_seed(seed)
-
-    net = build_model(model_cfg["arch"], model_cfg["encoder"], None, bands, classes).to(device)
-    images = torch.randn(batch, bands, patch_size, patch_size, device=device)
-    labels = torch.randint(0, classes, (batch, patch_size, patch_size), device=device)
-    labels = labels.to(torch.uint8)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-        images = images.contiguous(memory_format=torch.channels_last)
-    loss_fn = SegmentationLoss(None, cfg.ce_weight, cfg.dice_weight, cfg.focal_gamma).to(device)
-    optimizer = build_optimizer(cfg, net, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-    def autocast() -> torch.autocast:
-        return torch.autocast(
-            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-        )
-
-    def train_step() -> None:
-        with autocast():
-            logits = net(images)
-        loss, _ = loss_fn(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    def infer_step() -> torch.Tensor:
-        with torch.inference_mode(), autocast():
-            return torch.softmax(net(images).float(), dim=1)
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
+    steps_of = _steps(cfg, model, device, precision, (batch, bands, patch_size, classes))
     hardware = describe_hardware(device, precision, seed)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     log.info(
         "engine %s: %s/%s, %d x %d px x %d bands, batch %d, %s, %d threads, on %s",
-        spec.name,
-        model_cfg["arch"],
-        model_cfg["encoder"],
-        patch_size,
-        patch_size,
-        bands,
-        batch,
-        precision,
-        torch.get_num_threads(),
-        hardware["device_name"],
-    )
+        spec.name, model["arch"], model["encoder"], patch_size, patch_size, bands, batch,
+        precision, torch.get_num_threads(), hardware["device_name"],
+    )  # fmt: skip
     rows = []
     for mode in MODES:
-        net.train(mode == "train")
-        step = train_step if mode == "train" else infer_step
+        set_mode, step, sync = steps_of[mode]
+        set_mode()
         measured = throughput(time_steps(step, warmup, steps, sync), batch)
         log.info(
             "engine %s %s: %.1f patches/s (min %.1f, max %.1f)",
@@ -446,8 +369,8 @@ def bench_engine(
                 "patch_size": patch_size,
                 "bands": bands,
                 "classes": classes,
-                "arch": model_cfg["arch"],
-                "encoder": model_cfg["encoder"],
+                "arch": model["arch"],
+                "encoder": model["encoder"],
                 "precision": precision,
                 "warmup": warmup,
                 "steps": steps,
@@ -457,6 +380,77 @@ def bench_engine(
             }
         )
     return pd.DataFrame(rows)
+
+
+def _engine_setup(spec: Engine, threads: int) -> torch.device:
+    """The engine's device, with torch's threads (and malloc) set as the workflow sets them."""
+    import torch
+
+    from landcover.runtime import tune_malloc
+
+    device = engine_device(spec)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # precision checks and kernels use this device
+    if spec.kind == "cpu" and spec.index > threads:
+        log.warning(
+            "engine %s runs %d threads but its job holds %d cores: other jobs may share "
+            "them; run with --cores %d or more",
+            spec.name,
+            spec.index,
+            threads,
+            spec.index,
+        )
+    torch.set_num_threads(spec.index if spec.kind == "cpu" else max(1, threads))
+    if spec.kind == "cpu":
+        tune_malloc()  # as training and mapping on the CPU do
+    return device
+
+
+def _steps(
+    cfg: TrainingSettings,
+    model: Mapping[str, Any],
+    device: torch.device,
+    precision: str,
+    shape: tuple[int, int, int, int],
+) -> dict[str, tuple[Callable[[], object], Callable[[], object], Callable[[], object]]]:
+    """A training step (the workflow's own) and an inference step on synthetic inputs.
+
+    Returns:
+        ``{mode: (set_mode, step, sync)}``: ``set_mode`` puts the network in the mode's
+        state (train or eval) before timing, ``sync`` waits for queued CUDA work.
+
+    """
+    import torch
+
+    from landcover.hardware import resolve_channels_last
+    from landcover.models.segmentation.loop import autocast, build_optimizer, train_step
+    from landcover.models.segmentation.losses import SegmentationLoss
+    from landcover.models.segmentation.nets import build_model
+
+    batch, bands, size, classes = shape
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    net = build_model(model["arch"], model["encoder"], None, bands, classes).to(device)
+    images = torch.randn(batch, bands, size, size, device=device)
+    labels = torch.randint(0, classes, (batch, size, size), device=device).to(torch.uint8)
+    if resolve_channels_last(cfg.channels_last, device):
+        net = net.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    loss_fn = SegmentationLoss(None, cfg.ce_weight, cfg.dice_weight, cfg.focal_gamma).to(device)
+    optimizer = build_optimizer(cfg, net, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+    def train() -> None:
+        train_step(net, images, labels, loss_fn, optimizer, scaler, amp_dtype)
+
+    def infer() -> torch.Tensor:
+        with torch.inference_mode(), autocast(device, amp_dtype):
+            return torch.softmax(net(images).float(), dim=1)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    return {"train": (net.train, train, sync), "infer": (net.eval, infer, sync)}
 
 
 def write_engine_table(table: pd.DataFrame, out: str | Path) -> None:

@@ -28,7 +28,7 @@ from rasterio.warp import reproject, transform_bounds
 from landcover.classes import IGNORE, ClassMap
 from landcover.errors import ConfigError, DataError
 from landcover.grid import BBox, Grid, area_grid, check_bbox
-from landcover.io import atomic_path, open_raster
+from landcover.io import atomic_path, gtiff_profile, open_raster
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +38,39 @@ Bounds = tuple[float, float, float, float]
 
 LabelResampling = Literal["nearest", "mode"]
 
-#: Creation options of the aligned rasters: tiled, ZSTD-compressed GeoTIFFs. ZSTD at
-#: level 1 rather than deflate: on the demo's aligned imagery it writes about 4x faster,
-#: decodes about 30 % faster (tiling and every mapping window read it) and is a little
-#: smaller; GDAL >= 2.3 and so QGIS 3 read it.
-GTIFF_OPTIONS: dict[str, object] = {
-    "driver": "GTiff",
-    "tiled": True,
-    "blockxsize": 256,
-    "blockysize": 256,
-    "compress": "zstd",
-    "zstd_level": 1,
-    "interleave": "band",
-    "BIGTIFF": "IF_SAFER",
-}
 
-#: Options of the aligned image: float32 reflectance, NaN nodata, no predictor. It is
-#: read again by tiling and by every map of the area: on the demo imagery ZSTD decodes
-#: 2.4x faster without the floating-point predictor (3) for files 8 % larger.
-IMAGE_OPTIONS: dict[str, object] = {**GTIFF_OPTIONS, "dtype": "float32", "nodata": np.nan}
+def image_profile(grid: Grid, count: int) -> dict[str, object]:
+    """Profile of the aligned image: float32 reflectance, NaN nodata, ZSTD, no predictor.
+
+    It is read again by tiling and by every map of the area: ZSTD decodes much faster
+    without the floating-point predictor (3) for slightly larger files
+    (``bench/align_efficiency.py``).
+    """
+    return gtiff_profile(
+        grid.crs,
+        grid.transform,
+        grid.shape,
+        count,
+        "float32",
+        np.nan,
+        codec="zstd",
+        interleave="band",
+    )
+
+
+def labels_profile(grid: Grid) -> dict[str, object]:
+    """Profile of the aligned labels: uint8 class indices, 255 (ignore) nodata, ZSTD."""
+    return gtiff_profile(
+        grid.crs,
+        grid.transform,
+        grid.shape,
+        1,
+        "uint8",
+        IGNORE,
+        codec="zstd",
+        interleave="band",
+        predictor=2,
+    )
 
 
 def choose_resampling(src_crs: CRS | str, src_transform: Affine, grid: Grid) -> Resampling:
@@ -130,11 +144,12 @@ def align_area(
     labels: PathLike,
     out_image: PathLike,
     out_labels: PathLike,
+    *,
     classes: Sequence[Mapping[str, object]],
-    ignore_codes: Sequence[int] = (),
-    resolution: float = 10,
-    crs: str | None = None,
-    label_resampling: LabelResampling = "nearest",
+    ignore_codes: Sequence[int],
+    resolution: float,
+    crs: str | None,
+    label_resampling: LabelResampling,
     threads: int = 1,
 ) -> Grid:
     """Warp an area's raw imagery and labels onto the area grid and write both.
@@ -283,7 +298,7 @@ def _write_image(
     One band is in memory at a time. A pixel is valid when every band has data.
     """
     count = sum(ds.count for ds in images)
-    profile = {**IMAGE_OPTIONS, **grid.profile(), "count": count}
+    profile = image_profile(grid, count)
     valid = np.ones(grid.shape, dtype=bool)
     tags: dict[str, str] = {}
     with rasterio.open(path, "w", **profile) as dst:
@@ -363,14 +378,7 @@ def _write_labels(
     source_tags: Mapping[str, str],
 ) -> None:
     """Write class indices with the colour table, nodata 255 and the class names tag."""
-    profile = {
-        **GTIFF_OPTIONS,
-        **grid.profile(),
-        "count": 1,
-        "dtype": "uint8",
-        "nodata": IGNORE,
-        "predictor": 2,
-    }
+    profile = labels_profile(grid)
     with rasterio.open(path, "w", **profile) as dst:
         # The colour table first: GDAL cannot switch the photometric tag once data is written.
         dst.write_colormap(1, class_map.colormap())

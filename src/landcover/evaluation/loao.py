@@ -2,7 +2,7 @@
 
 A fold holds out one area (the ``{holdout}`` wildcard) and trains on all the others;
 its model maps the held-out area, which is scored over the whole scene like any
-holdout area (``landcover.evaluate``). :func:`summarise_folds` puts the folds' scores
+holdout area (``landcover.evaluation.scoring``). :func:`summarise_folds` puts the folds' scores
 side by side: the headline scores of each fold's ``metrics.json`` (``evaluate``'s own,
 so the conventions are its: ``miou`` and ``macro_f1`` over the classes present in the
 reference) and the IoU and support of each class from its ``per_class_iou.csv``.
@@ -18,7 +18,6 @@ Conventions of the table (a mean never hides a class at zero):
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from landcover.errors import ConfigError, DataError
-from landcover.io import atomic_path
+from landcover.io import atomic_path, read_json, read_table
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +149,8 @@ def loao_summary(
         )
     folds = {}
     for area, scores, table in zip(areas, metrics, per_class, strict=True):
-        try:
-            folds[area] = (json.loads(Path(scores).read_text()), pd.read_csv(table))
-        except (OSError, ValueError) as err:
-            raise DataError(
-                f"Cannot read the scores '{scores}', '{table}' of fold '{area}' ({err}); "
-                "delete them and rerun the loao target."
-            ) from err
+        what, fix = f"the scores of fold '{area}'", "delete it and rerun the loao target"
+        folds[area] = (read_json(scores, what, fix), read_table(table, what, fix=fix))
     summary = summarise_folds(folds)
     for row in summary.itertuples(index=False):
         log.info("held out %s: mIoU %.4f over %d px", row.holdout, row.miou, row.pixels)

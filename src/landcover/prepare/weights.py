@@ -25,7 +25,7 @@ METHODS: tuple[str, ...] = ("inverse_frequency", "median_frequency", "effective_
 def compute_class_weights(
     counts: np.ndarray,
     method: WeightMethod,
-    beta: float = 0.9999,
+    beta: float,
     names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Per-class loss weights from pixel counts; a class absent from the counts gets 0.
@@ -106,7 +106,7 @@ def class_weights(
     out: PathLike,
     class_names: Sequence[str],
     method: WeightMethod,
-    beta: float = 0.9999,
+    beta: float,
 ) -> dict[str, object]:
     """Compute class weights from the ``train`` rows of the patch index and write JSON.
 

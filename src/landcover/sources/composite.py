@@ -2,7 +2,7 @@
 
 Everything here is free of I/O: items are ``pystac.Item`` objects already in
 memory and rasters are numpy arrays, so each step is testable on a 10 x 10 array.
-``landcover.acquire`` does the reading and writing around it.
+:mod:`landcover.sources.stac` does the reading and writing around it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import shapely.geometry
 
 from landcover.errors import ConfigError
 from landcover.grid import BBox
-from landcover.sentinel2 import SCL_MASK
+from landcover.sources.sentinel2 import SCL_MASK
 
 BOA_OFFSET = -0.1
 """Reflectance offset of L2A products from processing baseline 04.00 on (DN + 1000)."""

@@ -34,10 +34,10 @@ class SegmentationLoss(nn.Module):
 
     def __init__(
         self,
-        class_weights: Sequence[float] | torch.Tensor | None = None,
-        ce_weight: float = 1.0,
-        dice_weight: float = 0.5,
-        focal_gamma: float = 0.0,
+        class_weights: Sequence[float] | torch.Tensor | None,
+        ce_weight: float,
+        dice_weight: float,
+        focal_gamma: float,
         ignore_index: int = IGNORE,
     ) -> None:
         """Set up the loss; see the class docstring for the arguments."""

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -23,8 +22,8 @@ from rasterio.enums import Resampling
 
 from landcover.classes import ClassMap
 from landcover.errors import DataError
-from landcover.evaluate import map_to_indices
-from landcover.io import atomic_path, open_raster
+from landcover.evaluation.scoring import map_to_indices
+from landcover.io import atomic_path, open_raster, read_table
 
 TRUE_COLOUR = ("B04", "B03", "B02")
 """Bands shown as red, green and blue."""
@@ -82,24 +81,6 @@ def _save(fig: Figure, out: str | Path, dpi: int) -> None:
     FigureCanvasAgg(fig)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-
-
-def _read_csv(
-    path: str | Path, what: str, columns: Sequence[str], **kwargs: object
-) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, **kwargs)  # type: ignore[arg-type]
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise DataError(
-            f"Cannot read {what} '{path}' ({err}); rerun the rule that makes it."
-        ) from err
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(
-            f"{what} '{path}' lacks column(s) {missing} (has {list(frame.columns)}); rerun the "
-            "rule that makes it."
-        )
-    return frame
 
 
 # --------------------------------------------------------------------------- rasters
@@ -216,7 +197,7 @@ def plot_iou(
     Classes absent from the reference (IoU NaN) keep their row, marked as such.
 
     Args:
-        per_class: the CSV written by :func:`landcover.evaluate.evaluate`.
+        per_class: the CSV written by :func:`landcover.evaluation.scoring.evaluate`.
         out: PNG path.
         classes: the config's ``classes`` for the bar colours (grey without).
         title: figure title.
@@ -224,7 +205,7 @@ def plot_iou(
         dpi: dots per inch.
 
     """
-    table = _read_csv(per_class, "per-class table", ["class", "iou", "support"])
+    table = read_table(per_class, "per-class table", ["class", "iou", "support"])
     colours = {str(c["name"]): str(c["colour"]) for c in classes or []}
     names = table["class"].astype(str).tolist()
     iou = table["iou"].to_numpy(dtype=float)
@@ -275,7 +256,7 @@ def plot_learning_curves(
         dpi: dots per inch.
 
     """
-    frame = _read_csv(history, "training history", ["epoch", "train_loss", "val_loss", "val_miou"])
+    frame = read_table(history, "training history", ["epoch", "train_loss", "val_loss", "val_miou"])
     fig = Figure(figsize=size)
     loss_ax, miou_ax = fig.subplots(1, 2)
     epoch = frame["epoch"]
@@ -332,14 +313,14 @@ def plot_confusion(
     Rows of classes absent from the reference are grey.
 
     Args:
-        confusion: the CSV written by :func:`landcover.evaluate.evaluate`.
+        confusion: the CSV written by :func:`landcover.evaluation.scoring.evaluate`.
         out: PNG path.
         title: figure title.
         size: figure size in inches.
         dpi: dots per inch.
 
     """
-    frame = _read_csv(confusion, "confusion matrix", [], index_col=0)
+    frame = read_table(confusion, "confusion matrix", [], index_col=0)
     names = [str(n) for n in frame.index]
     if list(map(str, frame.columns)) != names:
         raise DataError(
@@ -387,7 +368,7 @@ def plot_leaderboard(
 
     Args:
         leaderboard: CSV with ``experiment``, ``device`` and the ``metric`` column
-            (:func:`landcover.evaluate.leaderboard`).
+            (:func:`landcover.evaluation.tables.leaderboard`).
         out: PNG path.
         metric: the column to rank by (higher is better).
         title: figure title.
@@ -395,7 +376,7 @@ def plot_leaderboard(
         dpi: dots per inch.
 
     """
-    frame = _read_csv(leaderboard, "leaderboard", ["experiment", "device", metric])
+    frame = read_table(leaderboard, "leaderboard", ["experiment", "device", metric])
     frame = frame.sort_values(metric, ascending=True, na_position="first", kind="stable")
     labels = (frame["experiment"].astype(str) + " / " + frame["device"].astype(str)).tolist()
     values = frame[metric].to_numpy(dtype=float)

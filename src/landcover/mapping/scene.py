@@ -1,0 +1,252 @@
+"""Mapping a scene: an aligned image and a trained model in, a map COG (and confidence) out.
+
+:func:`predict_scene` adds the raster I/O to the engine (:mod:`.engine`) and the writer
+(:mod:`.writer`); :func:`predict_area` loads the model of any kind through the registry
+(:func:`landcover.models.load`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+import torch
+from rasterio.windows import Window
+
+from landcover import __version__
+from landcover.classes import ClassMap
+from landcover.errors import ConfigError, DataError
+from landcover.io import atomic_path, open_raster, to_cog
+from landcover.mapping.engine import Strip, iter_probability_blocks
+from landcover.mapping.writer import (
+    CONFIDENCE_NODATA,
+    TileRowWriter,
+    Values,
+    class_values,
+    colormap,
+    gdal_env,
+    labels_from_probs,
+    tiled_profile,
+)
+from landcover.models import Scorer, load
+from landcover.runtime import tune_malloc
+
+log = logging.getLogger(__name__)
+
+
+def band_indexes(descriptions: Sequence[str | None], bands: Sequence[str], image: str) -> list[int]:
+    """1-based indexes of ``bands`` in an image whose band descriptions are ``descriptions``.
+
+    Falls back to the file's band order when it has no descriptions and as many bands.
+
+    Raises:
+        DataError: when a band the model needs is not in the image.
+
+    """
+    if not bands:
+        return list(range(1, len(descriptions) + 1))
+    names = list(descriptions)
+    if all(d is None for d in names) and len(names) == len(bands):
+        return list(range(1, len(names) + 1))
+    missing = [b for b in bands if b not in names]
+    if missing:
+        raise DataError(
+            f"Aligned image '{image}' lacks band(s) {missing} the model was trained on "
+            f"(image has {names}); add them to `imagery: bands` and rerun, or retrain."
+        )
+    return [names.index(b) + 1 for b in bands]
+
+
+def predict_scene(
+    scorer: Scorer,
+    image: str | Path,
+    out: str | Path,
+    *,
+    classes: ClassMap,
+    values: Values,
+    window: int,
+    overlap: int,
+    batch_size: int,
+    threads: int = 1,
+    confidence: str | Path | None = None,
+    tags: Mapping[str, object] | None = None,
+    progress: bool | None = None,
+) -> None:
+    """Map an aligned image with a scorer and write a Cloud-Optimized GeoTIFF.
+
+    The map is uint8 on the image's grid (CRS, transform, shape), holds class codes or
+    indices (``values``), nodata where any band of the input is NaN, the class colour
+    table, the class names (tag ``classes``, JSON), the value of each class (tag
+    ``class_values``, JSON) and ``tags``. Both rasters are written atomically.
+
+    Args:
+        scorer: the trained model (:func:`landcover.models.load`); its bands are read from
+            the image by description.
+        image: aligned image (float32 reflectance, NaN nodata, band descriptions).
+        out: output COG path.
+        classes: the class map the model predicts, in index order.
+        values: ``"codes"`` (first source code of each class, nodata 0) or ``"indices"``
+            (nodata 255).
+        window: window size (px).
+        overlap: overlap of neighbouring windows (px).
+        batch_size: windows per batch.
+        threads: GDAL threads (decoding the image, compressing the COG).
+        confidence: optional path of a confidence COG (uint8, max probability in %,
+            nodata 255).
+        tags: extra dataset tags (provenance).
+        progress: progress bar (``None``: on a terminal only).
+
+    Raises:
+        ConfigError: a window that is not a multiple of what the scorer needs.
+
+    """
+    if window % scorer.window_multiple:
+        raise ConfigError(
+            f"predict: window={window} must be a multiple of {scorer.window_multiple} (the "
+            "model's output stride); set e.g. `predict: window: 256` in the config."
+        )
+    table, _ = class_values(classes, values)
+    all_tags = {
+        "classes": json.dumps(list(classes.names)),
+        "class_values": json.dumps([int(v) for v in table]),
+        "values": values,
+        "image": str(image),
+        "window": str(window),
+        "overlap": str(overlap),
+        "software": f"landcover {__version__}",
+        **{k: str(v) for k, v in (tags or {}).items()},
+    }
+    with rasterio.Env(**gdal_env(threads)), open_raster(image, "aligned image") as src:
+        indexes = band_indexes(src.descriptions, scorer.bands, str(image))
+
+        def read(win: Window) -> np.ndarray:
+            return src.read(indexes, window=win, out_dtype="float32")
+
+        blocks = iter_probability_blocks(
+            read,
+            (src.height, src.width),
+            scorer,
+            window=window,
+            overlap=overlap,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        _write_maps(src, blocks, out, confidence, classes, values, all_tags, window)
+        width, height = src.width, src.height
+    log.info("wrote map %s (%d x %d px)", out, width, height)
+
+
+def _write_maps(
+    src: rasterio.DatasetReader,
+    blocks: Iterator[Strip],
+    out: str | Path,
+    confidence: str | Path | None,
+    classes: ClassMap,
+    values: Values,
+    tags: Mapping[str, str],
+    window: int,
+) -> None:
+    """Write the blocks' map (and confidence) into tiled GeoTIFFs, then into COGs, atomically."""
+    table, nodata = class_values(classes, values)
+    with ExitStack() as stack:
+        final = stack.enter_context(atomic_path(out))
+        work = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(dir=final.parent, prefix=".predict-"))
+        )
+        tmp_map, tmp_conf = work / "map.tif", work / "confidence.tif"
+        with ExitStack() as writers:
+            dst = writers.enter_context(rasterio.open(tmp_map, "w", **tiled_profile(src, nodata)))
+            dst.write_colormap(1, colormap(classes, values))
+            dst.set_band_description(1, "class")
+            dst.update_tags(**tags)
+            maps = TileRowWriter(dst, window)
+            confs = None
+            if confidence:
+                cdst = writers.enter_context(
+                    rasterio.open(tmp_conf, "w", **tiled_profile(src, CONFIDENCE_NODATA))
+                )
+                cdst.set_band_description(1, "confidence (max class probability, %)")
+                cdst.update_tags(**{**tags, "units": "percent"})
+                confs = TileRowWriter(cdst, window)
+            for block in blocks:
+                vals, conf = labels_from_probs(
+                    block.probs, block.valid, table, nodata, confidence=confs is not None
+                )
+                maps.add(vals, block.row, block.col)
+                if confs is not None and conf is not None:
+                    confs.add(conf, block.row, block.col)
+            maps.flush()
+            if confs is not None:
+                confs.flush()
+        to_cog(tmp_map, final, resampling="mode")
+        if confidence:
+            with atomic_path(confidence) as conf_final:
+                to_cog(tmp_conf, conf_final, resampling="average")
+
+
+def predict_area(
+    model: str | Path,
+    image: str | Path,
+    out: str | Path,
+    *,
+    kind: str,
+    classes: Sequence[Mapping[str, object]],
+    ignore_codes: Sequence[int],
+    experiment: str,
+    device: str,
+    settings: Mapping[str, Any],
+    threads: int,
+    confidence: str | Path | None = None,
+) -> None:
+    """Map one area with a trained model of any kind (the ``predict_area`` rule).
+
+    Args:
+        model: the trained artefact (``results/models/{experiment}/{device}/best.pt``).
+        image: the area's aligned image.
+        out: the map COG (``results/maps/{experiment}/{device}/{area}.tif``).
+        kind: the experiment's ``model.kind``.
+        classes: the config's ``classes``.
+        ignore_codes: the config's ``ignore_codes``.
+        experiment: experiment name, for the provenance tags.
+        device: the ``{device}`` wildcard: where to run.
+        settings: the config's validated ``predict`` section (``values``, ``window``,
+            ``overlap``, ``batch_size``).
+        threads: the rule's threads.
+        confidence: optional confidence COG path.
+
+    Raises:
+        ConfigError: when the model's classes differ from the config's.
+
+    """
+    class_map = ClassMap.from_config(classes, ignore_codes)
+    if device == "cpu":
+        torch.set_num_threads(max(1, int(threads)))
+        tune_malloc()
+    scorer = load(kind, model, device)
+    if list(scorer.classes) != list(class_map.names):
+        raise ConfigError(
+            f"Model '{model}' was trained on classes {list(scorer.classes)} but the config's "
+            f"`classes` are {list(class_map.names)}; restore the config the model was trained "
+            "with or retrain."
+        )
+    predict_scene(
+        scorer,
+        image,
+        out,
+        classes=class_map,
+        values=settings["values"],
+        window=settings["window"],
+        overlap=settings["overlap"],
+        batch_size=settings["batch_size"],
+        threads=threads,
+        confidence=confidence,
+        tags={"model": str(model), "experiment": experiment, "device": device},
+    )

@@ -1,0 +1,219 @@
+"""The patch store: per-area arrays of patches, opened memory-mapped and checked.
+
+A store is ``results/patches/{area}/images.npy`` (float32 ``(N, bands, P, P)``) and
+``labels.npy`` (uint8 ``(N, P, P)``), indexed by the patch index (``patch`` column).
+Every reader opens them here, with errors that name the file and the rule to rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from landcover.classes import IGNORE
+from landcover.errors import ConfigError, DataError
+from landcover.io import read_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Store:
+    """The two arrays of an area's patch store (declared inputs of the rules that read them)."""
+
+    images: Path
+    labels: Path
+
+
+Stores = Mapping[str, Store]
+"""Area name -> its store."""
+
+
+def stores(
+    areas: Sequence[str], images: Sequence[str | Path], labels: Sequence[str | Path]
+) -> dict[str, Store]:
+    """Pair each area with its arrays (three lists in the same order, as rules declare them)."""
+    if not len(areas) == len(images) == len(labels):
+        raise ValueError(f"{len(areas)} areas, {len(images)} image and {len(labels)} label arrays")
+    return {
+        str(a): Store(Path(i), Path(lab)) for a, i, lab in zip(areas, images, labels, strict=True)
+    }
+
+
+def open_images(store: Store) -> np.ndarray:
+    """Memory-map an area's ``images.npy`` (nothing is read until indexed)."""
+    return _open(store.images, "patch images")
+
+
+def open_labels(store: Store) -> np.ndarray:
+    """Memory-map an area's ``labels.npy``."""
+    return _open(store.labels, "patch labels")
+
+
+def _open(path: Path, what: str) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"Cannot read {what} '{path}': {err}. Rerun tile_area for that area "
+            "(snakemake --forcerun tile_area)."
+        ) from err
+
+
+def check_labels(stores: Stores, rows: pd.DataFrame, n_classes: int) -> None:
+    """Check that the labels of these patches hold only class indices or 255.
+
+    Reads labels of the listed patches (uint8, small next to the images).
+
+    Raises:
+        DataError: a label value is >= the number of configured classes.
+
+    """
+    for area, group in rows.groupby("area", sort=True):
+        labels = open_labels(stores[str(area)])
+        values = np.unique(np.asarray(labels[np.sort(group["patch"].to_numpy())]))
+        bad = [int(v) for v in values if v >= n_classes and v != IGNORE]
+        if bad:
+            raise DataError(
+                f"{stores[str(area)].labels}: label values {bad} exceed "
+                f"the {n_classes} configured classes; the patch store was made with another "
+                "class map. Rerun align_area and tile_area (snakemake --forcerun align_area)."
+            )
+
+
+def check_arrays(stores: Stores, rows: pd.DataFrame, bands: Sequence[str]) -> int:
+    """Check each area's arrays against the bands and the index; return the patch size."""
+    sizes = set()
+    for area, group in rows.groupby("area", sort=True):
+        store = stores[str(area)]
+        images, labels, path = open_images(store), open_labels(store), store.images
+        if images.ndim != 4 or images.shape[2] != images.shape[3]:
+            raise DataError(
+                f"{path}: expected (N, bands, P, P) patches, got shape {images.shape}; "
+                "rerun tile_area."
+            )
+        if images.shape[1] != len(bands):
+            raise ConfigError(
+                f"imagery.bands lists {len(bands)} bands {list(bands)} (the model's in_channels) "
+                f"but {path} has {images.shape[1]} channels: the patches were made with other "
+                "bands. Restore `imagery.bands`, or rerun from acquire_imagery "
+                "(snakemake --forcerun acquire_imagery)."
+            )
+        if labels.shape != (images.shape[0], *images.shape[2:]):
+            raise DataError(
+                f"{path}: labels.npy has shape {labels.shape}, images.npy {images.shape}; "
+                "rerun tile_area for this area."
+            )
+        if int(group["patch"].max()) >= images.shape[0] or int(group["patch"].min()) < 0:
+            raise DataError(
+                f"{path}: the index refers to patch {int(group['patch'].max())} but the store "
+                f"holds {images.shape[0]}; rerun tile_area and split_patches."
+            )
+        sizes.add(int(images.shape[-1]))
+    if len(sizes) != 1:
+        raise DataError(
+            f"patch stores of {sorted(map(str, stores))}: areas have different patch sizes "
+            f"{sorted(sizes)}; rerun tile_area for every area (snakemake --forcerun tile_area)."
+        )
+    return sizes.pop()
+
+
+@dataclass
+class TrainingData:
+    """What training needs from the patch store, checked against the config."""
+
+    train: pd.DataFrame
+    val: pd.DataFrame
+    class_weights: list[float]
+    patch_size: int
+    index_sha256: str
+
+
+def load_training_data(
+    stores: Stores,
+    index: str | Path,
+    class_weights: str | Path,
+    bands: Sequence[str],
+    classes: Sequence[str],
+) -> TrainingData:
+    """Read the patch index and class weights and check them and the stores against the config.
+
+    Every model kind trains on what this returns; ``val`` falls back to the holdout
+    patches (with a warning) when the split has no validation patches.
+
+    Raises:
+        ConfigError: bands or classes of the config differ from the patch store's.
+        DataError: missing or inconsistent files, no train patches, no validation patches.
+
+    """
+    index = Path(index)
+    try:
+        table = pd.read_parquet(index)
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"Cannot read the patch index '{index}': {err}. Rerun split_patches."
+        ) from err
+    missing = [c for c in ("area", "patch", "split") if c not in table.columns]
+    if missing:
+        raise DataError(
+            f"{index}: columns {missing} are missing; rerun split_patches to rebuild the index."
+        )
+    count_cols = [c for c in table.columns if c.startswith("count_")]
+    store_classes = [c.removeprefix("count_") for c in count_cols]
+    if store_classes != list(classes):
+        raise ConfigError(
+            f"classes: the config lists {list(classes)} but the patch index {index} was made "
+            f"with {store_classes}. The class map changed since the patches were made: "
+            "rerun from align_area (snakemake --forcerun align_area), or restore `classes`."
+        )
+    weights_doc = read_json(class_weights, "class weights", "rerun class_weights")
+    if list(weights_doc.get("classes", [])) != list(classes):
+        raise ConfigError(
+            f"classes: the config lists {list(classes)} but {class_weights} has "
+            f"{weights_doc.get('classes')}; rerun class_weights (snakemake --forcerun "
+            "class_weights) after changing classes."
+        )
+    weights = [float(w) for w in weights_doc.get("weights", [])]
+    if len(weights) != len(classes) or not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise DataError(
+            f"{class_weights}: 'weights' must hold {len(classes)} finite numbers >= 0, got "
+            f"{weights_doc.get('weights')}; rerun class_weights."
+        )
+
+    train = table[table["split"] == "train"].reset_index(drop=True)
+    val = table[table["split"] == "val"].reset_index(drop=True)
+    if train.empty:
+        raise DataError(
+            f"{index}: no patch has split 'train'; check `holdout` (not every area may be held "
+            "out), `split.val_fraction` and `patches.min_valid`, then rerun split_patches."
+        )
+    if val.empty:
+        val = table[table["split"] == "holdout"].reset_index(drop=True)
+        if val.empty:
+            raise DataError(
+                f"{index}: no 'val' or 'holdout' patches to validate on; set "
+                "`split.val_fraction` > 0 or list a `holdout` area, then rerun split_patches."
+            )
+        log.warning(
+            "%s has no 'val' patches: validating on the %d 'holdout' patches instead "
+            "(set split.val_fraction > 0 to keep the holdout for evaluation only).",
+            index,
+            len(val),
+        )
+
+    patch_size = check_arrays(stores, pd.concat([train, val]), bands)
+    check_labels(stores, pd.concat([train, val]), len(classes))
+    return TrainingData(
+        train=train,
+        val=val,
+        class_weights=weights,
+        patch_size=patch_size,
+        index_sha256=hashlib.sha256(index.read_bytes()).hexdigest(),
+    )

@@ -1,0 +1,102 @@
+"""Where imagery and labels come from: one module per source kind, and the registry.
+
+A source kind is a module with ``acquire_imagery`` and/or ``acquire_labels``, each taking
+``(area, bbox, *, <settings>, out)``: the keyword arguments are the keys of the config's
+``imagery`` / ``labels`` section that the kind reads (plus ``resolution`` for imagery),
+so its signature is its parameter list. It may set ``needs_bucket = True`` (it reads the
+generated demo bucket) and ``DEFAULT_ROOT`` (the public service used when ``root`` is
+null). Adding a kind means one module here and one entry in :data:`IMAGERY` or
+:data:`LABELS` (and its name in the schema's ``kind`` enum); the rules, scripts and
+config checks look kinds up here. The contract is in ``docs/contracts.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from landcover.errors import ConfigError
+from landcover.grid import check_bbox
+from landcover.sources import demo, local, stac, worldcover
+
+IMAGERY: dict[str, ModuleType] = {"demo": demo, "stac": stac, "local": local}
+"""Imagery source kinds: ``imagery.kind`` -> module with ``acquire_imagery``."""
+
+LABELS: dict[str, ModuleType] = {"demo": demo, "worldcover": worldcover, "local": local}
+"""Label source kinds: ``labels.kind`` -> module with ``acquire_labels``."""
+
+_SECTIONS = {"imagery": IMAGERY, "labels": LABELS}
+
+
+def source_kind(section: str, kind: str) -> ModuleType:
+    """The module of ``{section}.kind``.
+
+    Raises:
+        ConfigError: naming the key and the known kinds.
+
+    """
+    kinds = _SECTIONS[section]
+    if kind not in kinds:
+        raise ConfigError(f"{section}.kind '{kind}' is unknown; use one of {sorted(kinds)}.")
+    return kinds[kind]
+
+
+def source_root(section: str, source: Mapping[str, Any], demo_root: str) -> str | None:
+    """The root a source reads from: the demo bucket, the configured root or the kind's default."""
+    module = source_kind(section, source["kind"])
+    if getattr(module, "needs_bucket", False):
+        return demo_root
+    return source.get("root") or getattr(module, "DEFAULT_ROOT", None)
+
+
+def needs_demo_bucket(config: Mapping[str, Any]) -> bool:
+    """Whether a configured source reads the generated demo bucket."""
+    return any(
+        getattr(source_kind(section, config[section]["kind"]), "needs_bucket", False)
+        for section in _SECTIONS
+    )
+
+
+def check_source(section: str, source: Mapping[str, Any]) -> None:
+    """Config checks of a source that the schema cannot make (the kind's ``check``)."""
+    check = getattr(source_kind(section, source["kind"]), f"check_{section}", None)
+    if check is not None:
+        check(source)
+
+
+def _call(function: Any, area: str, bbox: Sequence[float], settings: Mapping[str, Any]) -> Path:
+    """Call a kind's function with the settings its signature names (the rest are other kinds')."""
+    accepted = inspect.signature(function).parameters
+    box = check_bbox(tuple(bbox), area)  # type: ignore[arg-type]
+    return function(area, box, **{k: v for k, v in settings.items() if k in accepted})
+
+
+def acquire_imagery(area: str, bbox: Sequence[float], kind: str, **settings: Any) -> Path:
+    """Write an area's imagery window with the ``kind`` source (``resources/raw/{area}/...``).
+
+    Args:
+        area: area id (for messages and tags).
+        bbox: (west, south, east, north) in degrees.
+        kind: the ``imagery.kind``.
+        settings: ``root`` (resolved by :func:`source_root`), ``resolution``, ``out`` and
+            the config's ``imagery`` keys; each kind takes the ones it names.
+
+    """
+    return _call(source_kind("imagery", kind).acquire_imagery, area, bbox, settings)
+
+
+def acquire_labels(area: str, bbox: Sequence[float], kind: str, **settings: Any) -> Path:
+    """Write an area's label window with the ``kind`` source (``resources/raw/{area}/...``).
+
+    Args:
+        area: area id (for messages and tags).
+        bbox: (west, south, east, north) in degrees.
+        kind: the ``labels.kind``.
+        settings: ``root`` (resolved by :func:`source_root`), ``out`` and the config's
+            ``labels`` keys; each kind takes the ones it names.
+
+    """
+    return _call(source_kind("labels", kind).acquire_labels, area, bbox, settings)
