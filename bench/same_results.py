@@ -3,8 +3,9 @@
 Each side is a git worktree of the repository (``--before`` and ``--after``, default the
 commit before the package restructuring and ``HEAD``) under ``--work``, run with its own
 default config and its own ``src/`` on ``PYTHONPATH`` (so each side imports its own
-package). Snakemake skips what is up to date, so a second call with the same ``--work``
-only compares. Compared:
+package). The side before is reused when it is there (its results too); the side after
+is made anew each time (Snakemake would not rerun a job for a changed library module).
+Compared:
 
 - ``results/models/*/*/history.csv``: every column but times and memory;
 - ``results/patches/class_weights.json``: equal;
@@ -36,8 +37,12 @@ TARGETS = ["maps", "per_class_iou"]
 VOLATILE = ("epoch_seconds", "train_patches_per_s", "peak_memory_mb")
 
 
-def worktree(ref: str, path: Path) -> Path:
-    """A worktree of ``ref`` at ``path`` (reused when it is already there)."""
+def worktree(ref: str, path: Path, fresh: bool) -> Path:
+    """A worktree of ``ref`` at ``path``; ``fresh`` makes it anew (no results kept)."""
+    if fresh and path.exists():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)], check=True
+        )
     if not path.exists():
         subprocess.run(
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), ref], check=True
@@ -96,9 +101,11 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True, help="folder for both worktrees")
     parser.add_argument("--cores", type=int, default=2)
     args = parser.parse_args()
+    # the side before is reused when it is there (a fixed commit); the side after is
+    # always made anew, since Snakemake does not rerun a job for a changed library module
     sides = [
-        worktree(ref, args.work / name)
-        for ref, name in ((args.before, "before"), (args.after, "after"))
+        worktree(args.before, args.work / "before", fresh=False),
+        worktree(args.after, args.work / "after", fresh=True),
     ]
     for tree in sides:
         run(tree, args.cores)

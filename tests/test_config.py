@@ -6,9 +6,8 @@ import json
 
 import pytest
 import yaml
-from conftest import ROOT, validated
 
-from landcover.config import area_table, check_config
+from landcover.config import area_table, check_config, validated
 from landcover.errors import ConfigError
 
 
@@ -22,8 +21,8 @@ def walk_properties(schema: dict, path: str = ""):
         yield from walk_properties(sub, path + ".$defs")
 
 
-def test_schema_describes_and_defaults_every_key():
-    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
+def test_schema_describes_and_defaults_every_key(repo_root):
+    schema = yaml.safe_load((repo_root / "config" / "schema.yaml").read_text())
     alternatives = {".$defs.bbox", ".$defs.file"}  # bbox xor file: no default for either
     for path, sub, required in walk_properties(schema):
         assert sub.get("description"), f"{path} has no description"
@@ -31,8 +30,8 @@ def test_schema_describes_and_defaults_every_key():
             assert "default" in sub, f"{path} has no default"
 
 
-def test_schema_objects_are_closed():
-    text = (ROOT / "config" / "schema.yaml").read_text()
+def test_schema_objects_are_closed(repo_root):
+    text = (repo_root / "config" / "schema.yaml").read_text()
     schema = yaml.safe_load(text)
     for path, sub, _ in walk_properties(schema):
         if sub.get("type") == "object" and "properties" in sub:
@@ -47,10 +46,10 @@ def test_demo_config_is_valid_and_fills_defaults(demo_config):
     assert set(areas) == {"lakeside", "coastal_city", "forest_mosaic", "delta"}
 
 
-def test_typo_in_a_key_is_an_error(demo_config):
+def test_typo_in_a_key_is_an_error(repo_root):
     from snakemake.exceptions import WorkflowError
 
-    bad = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    bad = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     bad["patches"]["sise"] = 32
     with pytest.raises(WorkflowError, match="sise"):
         validated(bad)
@@ -89,7 +88,9 @@ def test_every_area_held_out(demo_config):
         check_config(demo_config, area_table(demo_config["areas"]))
 
 
-def test_area_from_geojson(tmp_path, demo_config):
+@pytest.fixture
+def aoi_file(tmp_path):
+    """A GeoJSON file of one area, 'lake', in CRS84."""
     geojson = {
         "type": "FeatureCollection",
         "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
@@ -108,10 +109,17 @@ def test_area_from_geojson(tmp_path, demo_config):
     }
     path = tmp_path / "aoi.geojson"
     path.write_text(json.dumps(geojson))
-    demo_config["areas"] = {"lake": {"file": str(path)}}
+    return path
+
+
+def test_area_from_geojson(aoi_file, demo_config):
+    demo_config["areas"] = {"lake": {"file": str(aoi_file)}}
     table = area_table(validated(demo_config)["areas"])
     assert table["lake"].bbox == pytest.approx((-15.9, 16.1, -15.86, 16.14))
-    demo_config["areas"] = str(path)  # a whole file of areas, one per feature
+
+
+def test_areas_from_a_whole_file_one_per_feature(aoi_file, demo_config):
+    demo_config["areas"] = str(aoi_file)
     assert set(area_table(demo_config["areas"])) == {"lake"}
 
 
@@ -121,9 +129,9 @@ def test_unreadable_area_file(tmp_path, demo_config):
         area_table(demo_config["areas"])
 
 
-def test_config_docs_match_the_schema():
+def test_config_docs_match_the_schema(repo_root):
     from landcover.configdoc import render
 
-    assert (ROOT / "docs" / "config.md").read_text() == render(), (
+    assert (repo_root / "docs" / "config.md").read_text() == render(), (
         "docs/config.md is stale: run `python -m landcover.configdoc > docs/config.md`"
     )

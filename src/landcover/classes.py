@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -109,3 +110,8 @@ def hex_to_rgb(colour: str) -> tuple[int, int, int]:
     if len(value) != 6:
         raise ConfigError(f"classes: colour '{colour}' must be '#RRGGBB'.")
     return (int(value[0:2], 16), int(value[2:4], 16), int(value[4:6], 16))
+
+
+def class_names(classes: Sequence[str | Mapping[str, Any]]) -> list[str]:
+    """Class names from the config's ``classes`` list (dicts with ``name``) or plain names."""
+    return [str(c["name"]) if isinstance(c, Mapping) else str(c) for c in classes]

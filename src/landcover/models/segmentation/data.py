@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,11 +299,6 @@ class PatchData:
     mean: list[float]
     std: list[float]
     index_sha256: str
-
-
-def class_names(classes: Sequence[str | Mapping[str, Any]]) -> list[str]:
-    """Class names from the config's ``classes`` list (dicts with ``name``) or plain names."""
-    return [str(c["name"]) if isinstance(c, Mapping) else str(c) for c in classes]
 
 
 def prepare_data(

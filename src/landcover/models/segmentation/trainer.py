@@ -27,14 +27,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
-from landcover.classes import IGNORE
+from landcover.classes import IGNORE, class_names
 from landcover.errors import ConfigError, DataError
 from landcover.hardware import resolve_channels_last, resolve_device
 from landcover.models.segmentation.data import (
     EpochSampler,
     PatchData,
     PatchDataset,
-    class_names,
     prepare_data,
     rare_class_weights,
 )

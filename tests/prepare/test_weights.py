@@ -60,12 +60,17 @@ def test_absent_class_gets_zero_and_a_warning() -> None:
     assert weights[3] == 0
 
 
-def test_bad_method_and_beta() -> None:
-    counts = np.array([1, 2])
+def test_unknown_weighting_method() -> None:
     with pytest.raises(ConfigError, match=r"class_weights\.method"):
-        compute_class_weights(counts, "uniform", beta=0.9999)  # type: ignore[arg-type]
+        compute_class_weights(np.array([1, 2]), "uniform", beta=0.9999)  # type: ignore[arg-type]
+
+
+def test_beta_of_one() -> None:
     with pytest.raises(ConfigError, match=r"class_weights\.beta"):
-        compute_class_weights(counts, "effective_number", beta=1.0)
+        compute_class_weights(np.array([1, 2]), "effective_number", beta=1.0)
+
+
+def test_no_train_pixel() -> None:
     with pytest.raises(DataError, match="no train pixel"):
         compute_class_weights(np.zeros((2, 2)), "inverse_frequency", beta=0.9999)
 

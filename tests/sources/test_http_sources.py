@@ -1,30 +1,25 @@
 """The remote readers over real HTTP on 127.0.0.1: WorldCover tiles and a STAC API.
 
-A loopback server (``tests/http_server.py``) serves COGs in the public layouts and a
-minimal STAC API; the readers run exactly as they do against the public servers. No
-reading code is mocked: GDAL's ``/vsicurl/`` fetches byte ranges, pystac-client
-searches over HTTP, and the results are compared with reading the same files locally.
+A loopback server (tests/http_server.py, through the ``serve`` fixture) serves COGs in
+the public layouts and a minimal STAC API; the readers run exactly as they do against the
+public servers. The settings of landcover.sources.http are checked too. No reading code
+is mocked: GDAL's ``/vsicurl/`` fetches byte ranges, pystac-client searches over HTTP,
+and the results are compared with reading the same files locally.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pystac
 import pystac_client
 import pytest
 import rasterio
 import rasterio.shutil
 import requests
-import yaml
 from affine import Affine
-from conftest import ROOT
-from http_server import LoopbackServer, serve
 from rasterio.io import MemoryFile
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping
@@ -33,7 +28,6 @@ from landcover.errors import ConfigError, DataError, SourceError
 from landcover.grid import area_grid
 from landcover.sources import acquire_imagery, acquire_labels
 from landcover.sources import stac as acq
-from landcover.sources.demo.bucket import make_demo_bucket
 from landcover.sources.http import HttpSettings, gdal_options
 from landcover.sources.sentinel2 import ASSET_KEYS
 from landcover.sources.worldcover import worldcover_path
@@ -53,17 +47,6 @@ INNER_BBOX = (
     BIG_WEST + 1700 / PX,
     BIG_NORTH - 600 / PX,
 )
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tiny retry delays and no proxy for 127.0.0.1 (a user's proxy must not intercept)."""
-    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "3")
-    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.01")
-    monkeypatch.setenv("GDAL_HTTP_TIMEOUT", "10")
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 def write_cog(
@@ -140,7 +123,7 @@ def worldcover_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def server(worldcover_root: Path):
+def server(worldcover_root: Path, serve):
     with serve(worldcover_root) as running:
         yield running
 
@@ -172,9 +155,7 @@ def no_leftovers(folder: Path) -> bool:
 # --------------------------------------------------------------------------- WorldCover
 
 
-def test_worldcover_over_http_equals_local(
-    server: LoopbackServer, worldcover_root: Path, tmp_path: Path
-) -> None:
+def test_worldcover_over_http_equals_local(server, worldcover_root: Path, tmp_path: Path) -> None:
     remote, local = tmp_path / "remote.tif", tmp_path / "local.tif"
     acquire_labels(
         "delta", BORDER_BBOX, "worldcover", root=server.url(), version="v200", out=remote
@@ -201,7 +182,7 @@ def test_worldcover_over_http_equals_local(
     }
 
 
-def test_worldcover_moves_only_the_window(server: LoopbackServer, tmp_path: Path) -> None:
+def test_worldcover_moves_only_the_window(server, tmp_path: Path) -> None:
     rel = worldcover_path("", "v200", BIG_TILE)
     size = (server.root / rel).stat().st_size
     assert size > 2_000_000  # a large file: the ratio below means something
@@ -221,7 +202,7 @@ def test_worldcover_moves_only_the_window(server: LoopbackServer, tmp_path: Path
     [("500", None), ("503", None), ("drop", None), ("503", "GET"), ("drop", "GET")],
 )
 def test_worldcover_transient_failures_are_retried(
-    server: LoopbackServer, worldcover_root: Path, tmp_path: Path, mode: str, method: str | None
+    server, worldcover_root: Path, tmp_path: Path, mode: str, method: str | None
 ) -> None:
     """The first requests fail (the probe's HEAD, or GDAL's range GETs); retries win."""
     expected = tmp_path / "local.tif"
@@ -237,7 +218,7 @@ def test_worldcover_transient_failures_are_retried(
 
 @pytest.mark.parametrize("mode", ["500", "503", "drop"])
 def test_worldcover_unreachable_is_an_error_naming_the_url(
-    server: LoopbackServer, tmp_path: Path, mode: str
+    server, tmp_path: Path, mode: str
 ) -> None:
     server.fail(-1, mode)  # type: ignore[arg-type]
     out = tmp_path / "raw" / "labels.tif"
@@ -251,7 +232,7 @@ def test_worldcover_unreachable_is_an_error_naming_the_url(
 
 @pytest.mark.parametrize(("mode", "method"), [("503", None), ("drop", "GET")])
 def test_worldcover_failing_tile_is_never_skipped(
-    server: LoopbackServer, tmp_path: Path, mode: str, method: str | None
+    server, tmp_path: Path, mode: str, method: str | None
 ) -> None:
     """Only a 404 means "no tile here"; a tile that keeps failing is an error, not a gap."""
     rel = worldcover_path("", "v200", SMALL_TILE)
@@ -264,7 +245,7 @@ def test_worldcover_failing_tile_is_never_skipped(
     assert no_leftovers(out.parent)
 
 
-def test_worldcover_404_is_a_missing_tile(tmp_path: Path, worldcover_root: Path) -> None:
+def test_worldcover_404_is_a_missing_tile(tmp_path: Path, worldcover_root: Path, serve) -> None:
     """Over open ocean there is no tile: HTTP 404 skips it, the other tile is kept."""
     root = tmp_path / "bucket"
     big = Path(worldcover_path(worldcover_root, "v200", BIG_TILE))
@@ -281,7 +262,7 @@ def test_worldcover_404_is_a_missing_tile(tmp_path: Path, worldcover_root: Path)
     assert (codes[:60] == 0).all() and (codes[-60:] != 0).all()
 
 
-def test_worldcover_corrupt_remote_tile_is_a_data_error(tmp_path: Path) -> None:
+def test_worldcover_corrupt_remote_tile_is_a_data_error(tmp_path: Path, serve) -> None:
     """The server answers but the file is no GeoTIFF: a DataError naming the URL."""
     path = Path(worldcover_path(tmp_path / "bucket", "v200", BIG_TILE))
     path.parent.mkdir(parents=True)
@@ -296,7 +277,7 @@ def test_worldcover_corrupt_remote_tile_is_a_data_error(tmp_path: Path) -> None:
     assert not out.parent.exists()
 
 
-def test_worldcover_server_down(tmp_path: Path) -> None:
+def test_worldcover_server_down(tmp_path: Path, serve) -> None:
     """Nothing listens on the port: the error names the URL."""
     with serve(tmp_path) as gone:
         url = gone.url()
@@ -400,7 +381,7 @@ def s2_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def stac(s2_root: Path):
+def stac(s2_root: Path, serve):
     """The band COGs and a STAC API; collection 'local-l2a' has the same items with local
     hrefs, so the only difference between the two is HTTP."""
     with serve(s2_root) as running:
@@ -410,7 +391,7 @@ def stac(s2_root: Path):
         yield running
 
 
-def test_stac_search_over_http_equals_local(stac: LoopbackServer, tmp_path: Path) -> None:
+def test_stac_search_over_http_equals_local(stac, tmp_path: Path) -> None:
     remote, local = tmp_path / "remote.tif", tmp_path / "local.tif"
     acquire_imagery("delta", S2_BBOX, "stac", root=stac.url(), out=remote, **IMAGERY)
     acquire_imagery(
@@ -439,7 +420,7 @@ def test_stac_search_over_http_equals_local(stac: LoopbackServer, tmp_path: Path
     assert ranged and all(ranged)
 
 
-def test_stac_search_pages(stac: LoopbackServer, tmp_path: Path, monkeypatch) -> None:
+def test_stac_search_pages(stac, tmp_path: Path, monkeypatch) -> None:
     """The client follows the API's next links (one item per page here)."""
     monkeypatch.setattr(acq, "SEARCH_PAGE_SIZE", 1)
     out = tmp_path / "imagery.tif"
@@ -449,7 +430,7 @@ def test_stac_search_pages(stac: LoopbackServer, tmp_path: Path, monkeypatch) ->
     assert json.loads(read(out)[2]["items"]) == list(DATES)[:3]
 
 
-def test_stac_api_get_search(stac: LoopbackServer) -> None:
+def test_stac_api_get_search(stac) -> None:
     """The fixture's API also answers GET searches (pystac-client's method="GET")."""
     client = pystac_client.Client.open(stac.url())
     search = client.search(
@@ -475,7 +456,7 @@ def test_stac_api_get_search(stac: LoopbackServer) -> None:
     ],
 )
 def test_stac_transient_failures_are_retried(
-    stac: LoopbackServer, tmp_path: Path, mode: str, method: str | None, prefix: str
+    stac, tmp_path: Path, mode: str, method: str | None, prefix: str
 ) -> None:
     stac.fail(2, mode, prefix=prefix, method=method)  # type: ignore[arg-type]
     out = tmp_path / "imagery.tif"
@@ -485,7 +466,7 @@ def test_stac_transient_failures_are_retried(
 
 
 @pytest.mark.parametrize("mode", ["503", "drop"])
-def test_stac_api_unreachable(stac: LoopbackServer, tmp_path: Path, mode: str) -> None:
+def test_stac_api_unreachable(stac, tmp_path: Path, mode: str) -> None:
     stac.fail(-1, mode)  # type: ignore[arg-type]
     out = tmp_path / "raw" / "imagery.tif"
     with pytest.raises(SourceError, match=rf"STAC API search at {stac.url()}.*GDAL_HTTP_MAX"):
@@ -494,9 +475,7 @@ def test_stac_api_unreachable(stac: LoopbackServer, tmp_path: Path, mode: str) -
 
 
 @pytest.mark.parametrize(("mode", "method"), [("503", None), ("drop", "GET")])
-def test_stac_asset_unreachable(
-    stac: LoopbackServer, tmp_path: Path, mode: str, method: str | None
-) -> None:
+def test_stac_asset_unreachable(stac, tmp_path: Path, mode: str, method: str | None) -> None:
     """A band that keeps failing stops the job with its URL; no output is left."""
     item = list(DATES)[2]
     rel = band_file(Path(), item, "B05").as_posix()
@@ -510,7 +489,7 @@ def test_stac_asset_unreachable(
 # --------------------------------------------------------------------------- the fixture
 
 
-def test_loopback_server_ranges_and_counts(tmp_path: Path) -> None:
+def test_loopback_server_ranges_and_counts(tmp_path: Path, serve) -> None:
     (tmp_path / "f.bin").write_bytes(bytes(range(100)))
     with serve(tmp_path) as server:
         url = server.url("f.bin")
@@ -561,80 +540,3 @@ def test_gdal_options_suit_cogs_and_follow_the_environment() -> None:
 def test_bad_http_setting_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="GDAL_HTTP_MAX_RETRY"):
         HttpSettings.from_env({"GDAL_HTTP_MAX_RETRY": "lots"})
-
-
-# --------------------------------------------------------------------------- the workflow
-
-WORKFLOW_AREAS = {
-    "lakeside": {"bbox": [-15.90, 16.10, -15.888, 16.112], "landscape": "lake"},
-    # straddles 15 N: labels come from two WorldCover tiles
-    "delta": {"bbox": [-16.52, 14.994, -16.508, 15.006], "landscape": "delta"},
-}
-
-
-KINDS = ("imagery", "labels")
-
-
-def published_items(bucket: Path, server: LoopbackServer) -> list[dict]:
-    """The demo bucket's static catalog as API items, asset hrefs on the server."""
-    catalog = pystac.Catalog.from_file(str(bucket / "stac" / "catalog.json"))
-    items = []
-    for item in catalog.get_items(recursive=True):
-        for asset in item.assets.values():
-            rel = Path(asset.get_absolute_href()).resolve().relative_to(bucket.resolve())
-            asset.href = server.url(rel)
-        document = item.to_dict(include_self_link=False, transform_hrefs=False)
-        items.append(document)
-    return items
-
-
-@pytest.mark.slow
-def test_workflow_acquires_over_http(tmp_path: Path) -> None:
-    """The acquire rules with the real source kinds (worldcover, stac) against 127.0.0.1."""
-    bucket = make_demo_bucket(
-        tmp_path / "bucket", WORKFLOW_AREAS, ("2024-01-01", "2024-03-31"), n_dates=2, seed=42
-    )
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    with serve(bucket) as server:
-        server.add_items("sentinel-2-l2a", published_items(bucket, server))
-        config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-        config.update(
-            areas=WORKFLOW_AREAS,
-            holdout=["delta"],
-            imagery={
-                "kind": "stac",
-                "root": server.url(),
-                "collection": "sentinel-2-l2a",
-                "dates": ["2024-01-01", "2024-03-31"],
-                "max_cloud": 90,
-                "max_items": 2,
-                "bands": ["B02", "B03", "B04", "B08", "B11"],
-            },
-            labels={"kind": "worldcover", "root": server.url(), "version": "v200"},
-            patches={"size": 32, "stride": 32, "min_valid": 0.3},
-        )
-        (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-        command = [
-            str(Path(sys.executable).with_name("snakemake")),
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(workdir / "config.yaml"),
-            "--cores",
-            "2",
-            *(f"resources/raw/{area}/{kind}.tif" for area in WORKFLOW_AREAS for kind in KINDS),
-        ]
-        run = subprocess.run(command, capture_output=True, text=True, timeout=600)
-        assert run.returncode == 0, run.stderr[-4000:]
-        tile_requests = [path for _, path, _ in server.requests if path.startswith("v200/")]
-        band_requests = [path for _, path, _ in server.requests if path.endswith("B11.tif")]
-    assert not (workdir / "resources" / "demo-bucket").exists()  # nothing read locally
-    assert tile_requests and band_requests and any(p == "search" for _, p, _ in server.requests)
-    for area in WORKFLOW_AREAS:
-        with rasterio.open(workdir / f"resources/raw/{area}/labels.tif") as ds:
-            assert server.url() in ds.tags()["source"]
-        with rasterio.open(workdir / f"resources/raw/{area}/imagery.tif") as ds:
-            assert ds.tags()["source"].startswith(f"STAC API {server.url()}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 # import name -> conda-forge package name, where they differ
 CONDA_NAME = {

@@ -1,13 +1,13 @@
-"""Patch dataset, augmentation, sampling, band statistics and losses."""
+"""Patch dataset, augmentation, sampling and band statistics (segmentation.data).
+
+The patches come from the session's tiny synthetic store (the ``patch_store`` fixture).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
-import torch.nn.functional as F
-from _patchstore import make_patch_store
 
 from landcover.models.segmentation.data import (
     EpochSampler,
@@ -17,12 +17,6 @@ from landcover.models.segmentation.data import (
     normalise,
     rare_class_weights,
 )
-from landcover.models.segmentation.losses import SegmentationLoss
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return make_patch_store(tmp_path_factory.mktemp("patches"), size=32)
 
 
 def test_normalise_sets_invalid_pixels_to_zero():
@@ -43,13 +37,13 @@ def test_dihedral_gives_eight_distinct_transforms():
     np.testing.assert_array_equal(dihedral(image, 5)[1], dihedral(a, 5) * 10)
 
 
-def test_band_stats_match_numpy(store):
-    table = pd.read_parquet(store["index"])
+def test_band_stats_match_numpy(patch_store):
+    table = pd.read_parquet(patch_store["index"])
     train = table[table["split"] == "train"]
-    mean, std = band_stats(store["stores"], train, chunk=5)
+    mean, std = band_stats(patch_store["stores"], train, chunk=5)
     stack = np.concatenate(
         [
-            np.load(store["patches_dir"] / area / "images.npy")[g["patch"].to_numpy()]
+            np.load(patch_store["patches_dir"] / area / "images.npy")[g["patch"].to_numpy()]
             for area, g in train.groupby("area")
         ]
     )
@@ -57,15 +51,15 @@ def test_band_stats_match_numpy(store):
     np.testing.assert_allclose(std, np.nanstd(stack, axis=(0, 2, 3)), rtol=1e-4)
 
 
-def test_dataset_reads_normalised_patch(store):
-    table = pd.read_parquet(store["index"])
+def test_dataset_reads_normalised_patch(patch_store):
+    table = pd.read_parquet(patch_store["index"])
     rows = table[table["area"] == "b"].iloc[[2, 5]]
-    ds = PatchDataset(store["stores"], rows, mean=[0.1] * 4, std=[0.5] * 4)
+    ds = PatchDataset(patch_store["stores"], rows, mean=[0.1] * 4, std=[0.5] * 4)
     image, label, i = ds[(1, 3)]
-    raw = np.load(store["patches_dir"] / "b" / "images.npy")[5]
+    raw = np.load(patch_store["patches_dir"] / "b" / "images.npy")[5]
     expected = dihedral(np.nan_to_num((raw - 0.1) / 0.5), 3)
     np.testing.assert_allclose(image.numpy(), expected, rtol=1e-6)
-    raw_label = np.load(store["patches_dir"] / "b" / "labels.npy")[5]
+    raw_label = np.load(patch_store["patches_dir"] / "b" / "labels.npy")[5]
     np.testing.assert_array_equal(label.numpy(), dihedral(raw_label, 3))
     assert i == 1 and image.dtype == torch.float32 and label.dtype == torch.uint8
     assert not torch.isnan(image).any()
@@ -101,37 +95,3 @@ def test_rare_class_weights_favour_rare_classes():
     w = rare_class_weights(counts, strength=1.0)
     assert w[1] > w[0] == w[2]
     np.testing.assert_allclose(rare_class_weights(counts, 0.0), 1.0)
-
-
-def test_loss_matches_weighted_cross_entropy():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 3, 4, 4)
-    target = torch.randint(0, 3, (2, 4, 4))
-    target[0, 0] = 255
-    weights = torch.tensor([1.0, 2.0, 0.5])
-    loss, per_sample = SegmentationLoss(weights, ce_weight=1, dice_weight=0, focal_gamma=0.0)(
-        logits, target
-    )
-    expected = F.cross_entropy(logits, target, weight=weights, ignore_index=255)
-    torch.testing.assert_close(loss, expected)
-    assert per_sample.shape == (2,)
-
-
-def test_focal_and_dice_terms():
-    torch.manual_seed(0)
-    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
-    target = torch.randint(0, 3, (2, 4, 4))
-    ce, _ = SegmentationLoss(None, 1, 0, 0.0)(logits, target)
-    focal, _ = SegmentationLoss(None, 1, 0, 2.0)(logits, target)
-    assert focal < ce
-    mixed, _ = SegmentationLoss(None, 1, 0.5, 0.0)(logits, target)
-    mixed.backward()
-    assert mixed > ce and logits.grad is not None
-
-
-def test_loss_of_fully_ignored_batch_is_zero():
-    logits = torch.randn(1, 3, 4, 4, requires_grad=True)
-    target = torch.full((1, 4, 4), 255)
-    loss, per_sample = SegmentationLoss([1.0, 1.0, 1.0], 1.0, 0.5, 0.0)(logits, target)
-    loss.backward()
-    assert float(loss.detach()) == 0.0 and float(per_sample[0]) == 0.0

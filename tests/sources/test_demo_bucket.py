@@ -398,9 +398,13 @@ def test_unknown_landscape_names_the_area(tmp_path: Path) -> None:
         make_demo_bucket(tmp_path / "b", areas, DATES, n_dates=N_DATES, seed=SEED)
 
 
-def test_bad_dates(tmp_path: Path) -> None:
+def test_date_range_too_short_for_n_dates(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="n_dates=4"):
         make_demo_bucket(tmp_path / "b", AREAS, ("2024-03-01", "2024-01-01"), n_dates=4, seed=SEED)
+    assert not (tmp_path / "b").exists()
+
+
+def test_dates_that_are_not_iso_dates(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ISO dates"):
         make_demo_bucket(tmp_path / "b", AREAS, ("January", "March"), n_dates=N_DATES, seed=SEED)
     assert not (tmp_path / "b").exists()

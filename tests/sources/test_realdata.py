@@ -7,28 +7,21 @@ and 60 m in UTM 33N, and WorldCover codes in EPSG:4326.
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import yaml
-from conftest import ROOT, validated
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from landcover.classes import IGNORE, ClassMap
-from landcover.config import area_table, check_config
-from landcover.grid import area_grid, worldcover_tiles
+from landcover.grid import area_grid
 from landcover.prepare.align import align_area
 from landcover.sources import acquire_imagery, acquire_labels
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 PATCH = "S2A_MSIL2A_20170613T101031_87_48"
 PATCH_DIR = DATA / "bigearthnet" / PATCH
 BANDS = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12"]
@@ -138,7 +131,7 @@ def test_worldcover_crop_through_the_local_label_source(tmp_path: Path) -> None:
     assert set(np.unique(codes).tolist()) == PRINCIPE_CODES
 
 
-def test_worldcover_codes_survive_reprojection_to_utm(tmp_path: Path) -> None:
+def test_worldcover_codes_survive_reprojection_to_utm(tmp_path: Path, repo_root: Path) -> None:
     """Aligned onto the area's UTM 32N grid with the Senegal class map: every code present
     in the source is present after nearest resampling, in about the same proportion."""
     labels = principe_labels(tmp_path)
@@ -150,7 +143,7 @@ def test_worldcover_codes_survive_reprojection_to_utm(tmp_path: Path) -> None:
     ) as dst:
         dst.write(np.full(grid.shape, 2000, dtype=np.uint16), 1)
         dst.scales, dst.offsets = (1e-4,), (-0.1,)
-    config = yaml.safe_load((ROOT / "config" / "senegal.yaml").read_text())
+    config = yaml.safe_load((repo_root / "config" / "senegal.yaml").read_text())
     class_map = ClassMap.from_config(config["classes"], config["ignore_codes"])
     out_labels = tmp_path / "aligned_labels.tif"
     align_area(
@@ -182,76 +175,3 @@ def test_worldcover_codes_survive_reprojection_to_utm(tmp_path: Path) -> None:
     assert set(after) == set(before)
     for cls, share in before.items():
         assert after[cls] == pytest.approx(share, abs=0.002 + 0.05 * share), class_map.names[cls]
-
-
-# --------------------------------------------------------------------------- config/senegal.yaml
-
-SENEGAL_AREAS = {"lac_de_guiers", "dakar", "casamance", "sine_saloum"}
-
-
-def test_senegal_config_is_valid() -> None:
-    config = validated(yaml.safe_load((ROOT / "config" / "senegal.yaml").read_text()))
-    areas = area_table(config["areas"])
-    check_config(config, areas)
-    assert set(areas) == SENEGAL_AREAS
-    assert config["holdout"] == ["sine_saloum"]
-    for area in areas.values():
-        west, south, east, north = area.bbox
-        assert 0.05 <= east - west <= 0.15 and 0.05 <= north - south <= 0.15  # minutes, not hours
-        assert area_grid(area.bbox, 10).crs == "EPSG:32628"  # Senegal: UTM 28N
-        assert {tile for tile, _ in worldcover_tiles(area.bbox)} <= {"N12W018", "N15W018"}
-    imagery, labels = config["imagery"], config["labels"]
-    assert (imagery["kind"], imagery["collection"]) == ("stac", "sentinel-2-l2a")
-    assert imagery["root"] == "https://earth-search.aws.element84.com/v1"
-    assert imagery["dates"] == ["2023-01-01", "2023-03-31"] and imagery["max_cloud"] == 20
-    assert (labels["kind"], labels["version"]) == ("worldcover", "v200")
-    assert labels["root"] == "https://esa-worldcover.s3.eu-central-1.amazonaws.com"
-    # every WorldCover code is a class or ignored; snow and moss are absent in Senegal
-    class_map = ClassMap.from_config(config["classes"], config["ignore_codes"])
-    codes = {code for codes in class_map.codes for code in codes}
-    assert codes | set(class_map.ignore_codes) == {10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100}
-    assert set(class_map.ignore_codes) == {70, 100} and 95 in codes
-
-
-def dry_run(workdir: Path) -> subprocess.CompletedProcess:
-    """``snakemake -n --configfile config/senegal.yaml`` with every proxy pointing at a dead
-    port: a dry run that tried to reach the internet would fail."""
-    dead = "http://127.0.0.1:9"
-    env = {**os.environ, "HTTP_PROXY": dead, "HTTPS_PROXY": dead, "GDAL_HTTP_PROXY": dead}
-    env["http_proxy"] = env["https_proxy"] = dead
-    for name in ("NO_PROXY", "no_proxy"):
-        env.pop(name, None)
-    command = [
-        str(Path(sys.executable).with_name("snakemake")),
-        "-n",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(ROOT / "config" / "senegal.yaml"),
-        "--cores",
-        "8",
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-
-
-def planned_areas(run: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"resources/raw/([A-Za-z0-9_-]+)/labels\.tif", run.stdout))
-
-
-def test_senegal_dry_run_offline(tmp_path: Path) -> None:
-    run = dry_run(tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert planned_areas(run) == SENEGAL_AREAS
-    assert "acquire_imagery" in run.stdout and "make_demo_bucket" not in run.stdout
-
-
-def test_senegal_dry_run_from_repository_root(tmp_path: Path) -> None:
-    # the demo config sits where the Snakefile's `configfile:` finds it: it must not be
-    # merged into the given one (that would add the four demo areas)
-    (tmp_path / "config").mkdir()
-    shutil.copy(ROOT / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
-    run = dry_run(tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert planned_areas(run) == SENEGAL_AREAS

@@ -1,4 +1,7 @@
-"""The segmentation trainer: outputs, resume, determinism, devices, DDP, errors."""
+"""The segmentation trainer: outputs, resume, determinism, devices, DDP, errors.
+
+Training reads the session's tiny synthetic patch store (the ``patch_store`` fixture).
+"""
 
 from __future__ import annotations
 
@@ -14,15 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _patchstore import BANDS, CLASSES, make_patch_store
 
 from landcover.config import validated
 from landcover.errors import ConfigError
-from landcover.hardware import resolve_channels_last
 from landcover.models.segmentation.nets import load_model
 from landcover.models.segmentation.trainer import train as train_network
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}})
 # 2 M parameters
 MODEL = DEFAULTS["model"] | {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"}
@@ -47,18 +47,13 @@ def kwargs(args):
 exec(TO_KWARGS)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return make_patch_store(tmp_path_factory.mktemp("patches"), size=32)
-
-
 def run_args(store, out_dir, **overrides):
     args = {
         **{k: str(store[k]) for k in ("patches_dir", "index", "class_weights")},
         "areas": store["areas"],
         "out_dir": str(out_dir),
-        "bands": BANDS,
-        "classes": [{"name": c, "codes": [i + 1]} for i, c in enumerate(CLASSES)],
+        "bands": store["bands"],
+        "classes": [{"name": c, "codes": [i + 1]} for i, c in enumerate(store["classes"])],
         "model": MODEL,
         "training": TRAINING,
         "device": "cpu",
@@ -74,10 +69,10 @@ def train_model(**args):
 
 
 @pytest.fixture(scope="module")
-def reference(store, tmp_path_factory):
+def reference(patch_store, tmp_path_factory):
     """An uninterrupted three-epoch run, shared by the tests that compare against it."""
     out = tmp_path_factory.mktemp("reference")
-    summary = train_model(**run_args(store, out))
+    summary = train_model(**run_args(patch_store, out))
     return out, summary
 
 
@@ -85,14 +80,14 @@ def history(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "history.csv")
 
 
-def test_training_writes_all_outputs(reference):
+def test_training_writes_all_outputs(reference, patch_store):
     out, summary = reference
     assert all((out / name).exists() for name in OUTPUTS)
     assert not (out / "resume").exists()
     h = history(out)
     assert h["epoch"].tolist() == [1, 2, 3]
     expected = [
-        "epoch", "lr", *LOSSES, *(f"iou_{c}" for c in CLASSES),
+        "epoch", "lr", *LOSSES, *(f"iou_{c}" for c in patch_store["classes"]),
         "epoch_seconds", "train_patches_per_s", "peak_memory_mb",
     ]  # fmt: skip
     assert h.columns.tolist() == expected
@@ -106,23 +101,24 @@ def test_training_writes_all_outputs(reference):
         assert key in hardware
 
 
-def test_checkpoints_load_weights_only(reference):
+def test_checkpoints_load_weights_only(reference, patch_store):
+    bands, classes = patch_store["bands"], patch_store["classes"]
     out, summary = reference
     last = torch.load(out / "last.pt", weights_only=True)
     assert last["epoch"] == 3 and len(last["history"]) == 3
     model, meta = load_model(out / "best.pt")
     assert not model.training
-    assert meta["classes"] == CLASSES and meta["bands"] == BANDS
+    assert meta["classes"] == classes and meta["bands"] == bands
     assert meta["model"]["encoder"] == MODEL["encoder"] and meta["precision"] == "fp32"
-    assert len(meta["mean"]) == len(meta["std"]) == len(BANDS)
+    assert len(meta["mean"]) == len(meta["std"]) == len(bands)
     assert meta["epoch"] == summary["best_epoch"]
     with torch.no_grad():
-        assert model(torch.zeros(1, len(BANDS), 32, 32)).shape == (1, len(CLASSES), 32, 32)
+        assert model(torch.zeros(1, len(bands), 32, 32)).shape == (1, len(classes), 32, 32)
 
 
-def test_same_seed_same_history(reference, store, tmp_path):
+def test_same_seed_same_history(reference, patch_store, tmp_path):
     out, _ = reference
-    train_model(**run_args(store, tmp_path))
+    train_model(**run_args(patch_store, tmp_path))
     a, b = history(out)[LOSSES].to_numpy(), history(tmp_path)[LOSSES].to_numpy()
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
@@ -156,9 +152,9 @@ train(**kwargs(json.loads(open(sys.argv[1]).read())))
 )
 
 
-def test_resume_after_kill(reference, store, tmp_path, caplog):
+def test_resume_after_kill(reference, patch_store, tmp_path, caplog):
     out = tmp_path / "out"
-    args = run_args(store, out)
+    args = run_args(patch_store, out)
     (tmp_path / "args.json").write_text(json.dumps(args))
     (tmp_path / "killed.py").write_text(KILLED_RUN)
     run = subprocess.run(
@@ -179,12 +175,12 @@ def test_resume_after_kill(reference, store, tmp_path, caplog):
     np.testing.assert_allclose(h[LOSSES], history(reference[0])[LOSSES], rtol=1e-6)
 
 
-def test_changed_config_does_not_resume(store, tmp_path, caplog):
+def test_changed_config_does_not_resume(patch_store, tmp_path, caplog):
     resume = tmp_path / "resume"
     resume.mkdir()
     torch.save({"state_dict": {}, "meta": {}, "fingerprint": "other"}, resume / "last.pt")
     with caplog.at_level(logging.WARNING, logger="landcover"):
-        train_model(**run_args(store, tmp_path, training={**TRAINING, "epochs": 1}))
+        train_model(**run_args(patch_store, tmp_path, training={**TRAINING, "epochs": 1}))
     assert "another configuration" in caplog.text
     assert history(tmp_path)["epoch"].tolist() == [1]
 
@@ -198,28 +194,21 @@ def test_changed_config_does_not_resume(store, tmp_path, caplog):
          "precision": "fp16", "channels_last": False, "num_workers": 1},
     ],
 )  # fmt: skip
-def test_training_options(store, tmp_path, options):
-    train_model(**run_args(store, tmp_path, training={**TRAINING, "epochs": 2, **options}))
+def test_training_options(patch_store, tmp_path, options):
+    train_model(**run_args(patch_store, tmp_path, training={**TRAINING, "epochs": 2, **options}))
     h = history(tmp_path)
     assert h["epoch"].tolist() == [1, 2] and np.isfinite(h["train_loss"]).all()
     hardware = json.loads((tmp_path / "hardware.json").read_text())
     assert hardware["precision"] == options["precision"]
 
 
-def test_channels_last_auto_is_on_for_cpu_and_cuda_only():
-    on = {t: resolve_channels_last("auto", torch.device(t)) for t in ("cpu", "cuda", "mps")}
-    assert on == {"cpu": True, "cuda": True, "mps": False}
-    assert resolve_channels_last(False, torch.device("cpu")) is False
-    assert resolve_channels_last(True, torch.device("mps")) is True
-
-
-def test_early_stopping(store, tmp_path):
+def test_early_stopping(patch_store, tmp_path):
     stalled = {**TRAINING, "epochs": 6, "patience": 1, "lr": 1e-9, "schedule": "constant"}
-    train_model(**run_args(store, tmp_path, training=stalled))
+    train_model(**run_args(patch_store, tmp_path, training=stalled))
     assert len(history(tmp_path)) < 6
 
 
-def test_validates_on_holdout_without_val(tmp_path, caplog):
+def test_validates_on_holdout_without_val(make_patch_store, tmp_path, caplog):
     areas = {"a": {"train": 6}, "h": {"holdout": 3}}
     store = make_patch_store(tmp_path / "patches", areas=areas)
     with caplog.at_level(logging.WARNING, logger="landcover"):
@@ -229,9 +218,9 @@ def test_validates_on_holdout_without_val(tmp_path, caplog):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_cuda_unavailable_is_an_error(store, tmp_path):
+def test_cuda_unavailable_is_an_error(patch_store, tmp_path):
     with pytest.raises(ConfigError, match=r"device 'cuda'.*torch\.cuda\.is_available\(\) is False"):
-        train_model(**run_args(store, tmp_path / "out", device="cuda"))
+        train_model(**run_args(patch_store, tmp_path / "out", device="cuda"))
     assert not (tmp_path / "out").exists()
 
 
@@ -250,23 +239,23 @@ def test_cuda_unavailable_is_an_error(store, tmp_path):
         ({"device": "tpu"}, r"device: unknown device 'tpu'"),
     ],
 )
-def test_config_errors_fail_before_training(store, tmp_path, overrides, match):
+def test_config_errors_fail_before_training(patch_store, tmp_path, overrides, match):
     out = tmp_path / "out"
     with pytest.raises(ConfigError, match=match):
-        train_model(**run_args(store, out, **overrides))
+        train_model(**run_args(patch_store, out, **overrides))
     assert not out.exists()
 
 
-def test_class_weights_mismatch(store, tmp_path):
-    weights = json.loads(Path(store["class_weights"]).read_text())
+def test_class_weights_mismatch(patch_store, tmp_path):
+    weights = json.loads(Path(patch_store["class_weights"]).read_text())
     weights["classes"] = ["tree", "water", "urban"]
     path = tmp_path / "class_weights.json"
     path.write_text(json.dumps(weights))
     with pytest.raises(ConfigError, match=r"class_weights\.json has \['tree', 'water', 'urban'\]"):
-        train_model(**run_args(store, tmp_path / "out", class_weights=str(path)))
+        train_model(**run_args(patch_store, tmp_path / "out", class_weights=str(path)))
 
 
-def test_patch_size_must_suit_the_model(tmp_path):
+def test_patch_size_must_suit_the_model(make_patch_store, tmp_path):
     store = make_patch_store(tmp_path / "patches", size=24)
     with pytest.raises(ConfigError, match=r"patches\.size: patches are 24 px.*multiple of 32"):
         train_model(**run_args(store, tmp_path / "out"))
@@ -282,9 +271,9 @@ train(**kwargs(json.loads(open(sys.argv[1]).read())))
 )
 
 
-def test_ddp_gloo_two_processes_under_torchrun(store, tmp_path):
+def test_ddp_gloo_two_processes_under_torchrun(patch_store, tmp_path, repo_root):
     out = tmp_path / "out"
-    args = run_args(store, out, training={**TRAINING, "epochs": 2}, threads=2)
+    args = run_args(patch_store, out, training={**TRAINING, "epochs": 2}, threads=2)
     (tmp_path / "args.json").write_text(json.dumps(args))
     (tmp_path / "ddp.py").write_text(DDP_RUN)
     command = [
@@ -292,7 +281,9 @@ def test_ddp_gloo_two_processes_under_torchrun(store, tmp_path):
         str(tmp_path / "ddp.py"), str(tmp_path / "args.json"),
     ]  # fmt: skip
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=env, cwd=repo_root
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert history(out)["epoch"].tolist() == [1, 2]
     hardware = json.loads((out / "hardware.json").read_text())
@@ -300,10 +291,10 @@ def test_ddp_gloo_two_processes_under_torchrun(store, tmp_path):
     load_model(out / "best.pt")
 
 
-def test_ddp_started_by_train_model(store, tmp_path):
+def test_ddp_started_by_train_model(patch_store, tmp_path):
     out = tmp_path / "out"
     summary = train_model(
-        **run_args(store, out, training={**TRAINING, "epochs": 1}, threads=2, processes=2)
+        **run_args(patch_store, out, training={**TRAINING, "epochs": 1}, threads=2, processes=2)
     )
     assert summary["epochs"] == 1
     assert json.loads((out / "hardware.json").read_text())["world_size"] == 2

@@ -20,7 +20,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,15 +29,13 @@ import numpy as np
 import pytest
 import rasterio
 import yaml
-from conftest import ROOT
-from test_workflow import TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 STATE = Path("/var/lib/landcover-slurm")
-MARK = "# written by landcover tests/test_slurm.py"
+# a slurm.conf holding this is ours; the test file's path follows it (older runs: test_slurm.py)
+MARK = "# written by landcover tests/"
 TOOLS = ("sbatch", "squeue", "scontrol", "sinfo", "slurmctld", "slurmd", "munged", "munge")
 UP_STATES = {"idle", "mixed", "allocated", "completing"}
 
@@ -110,7 +107,7 @@ def write_slurm_conf() -> bool:
     host = socket.gethostname().split(".")[0]
     SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
     SLURM_CONF.write_text(
-        f"""{MARK}: one node, this machine
+        f"""{MARK}workflow/test_slurm.py: one node, this machine
 ClusterName=landcover
 SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
@@ -210,57 +207,48 @@ def slurm() -> Iterator[int]:
         stop(pid_file)
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        *args,
-        "data",
-    ]
-    return run(*command, timeout=600)
-
-
 @pytest.fixture(scope="module")
-def runs(slurm: int, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def runs(
+    slurm: int,
+    tmp_path_factory: pytest.TempPathFactory,
+    repo_root: Path,
+    tiny_config,
+    run_snakemake,
+) -> dict:
     """The data half of the tiny config through SLURM and locally."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config.update(TINY)
+    config = tiny_config()
     dirs = {}
     for name in ("slurm", "local"):
         dirs[name] = tmp_path_factory.mktemp(name)
         (dirs[name] / "config.yaml").write_text(yaml.safe_dump(config))
-    cores = str(min(2, slurm))
+    cores = min(2, slurm)  # the largest job (a group of an area's jobs) fits the node
     start = time.monotonic()
-    cluster = snakemake(
+    cluster = run_snakemake(
         dirs["slurm"],
         "--profile",
-        str(ROOT / "profiles" / "slurm"),
-        "--cores",  # the largest job (a group of an area's jobs) fits the node
-        cores,
+        str(repo_root / "profiles" / "slurm"),
         "--max-threads",
-        cores,
+        str(cores),
         "--slurm-status-command",
         "squeue",
         "--slurm-init-seconds-before-status-checks",
         "2",
         "--slurm-keep-successful-logs",
+        "data",
+        cores=cores,
+        timeout=600,
     )
     seconds = time.monotonic() - start
     assert cluster.returncode == 0, (cluster.stdout + cluster.stderr)[-5000:]
-    local = snakemake(dirs["local"], "--cores", cores)
+    local = run_snakemake(dirs["local"], "data", cores=cores, timeout=600)
     assert local.returncode == 0, local.stderr[-3000:]
     return {**dirs, "log": cluster.stdout + cluster.stderr, "seconds": seconds}
 
 
-def test_jobs_went_through_slurm(runs):
+def test_jobs_went_through_slurm(runs, tiny_config):
     ids = re.findall(r"submitted with SLURM jobid (\d+)", runs["log"])
     # the demo bucket, one group job per area (acquire -> tile), the patch-index group
-    assert len(ids) >= 1 + len(TINY["areas"]), runs["log"][-3000:]
+    assert len(ids) >= 1 + len(tiny_config()["areas"]), runs["log"][-3000:]
     logs = {p.stem: p for p in (runs["slurm"] / ".snakemake/slurm_logs").rglob("*.log")}
     for job in ids:
         assert job in logs, f"no SLURM log for job {job}"  # sbatch --output, kept on success
@@ -271,13 +259,13 @@ def test_jobs_went_through_slurm(runs):
     print(f"SLURM data half: {len(ids)} SLURM jobs in {runs['seconds']:.0f} s")
 
 
-def test_outputs_match_a_local_run(runs):
+def test_outputs_match_a_local_run(runs, tiny_config):
     slurm, local = runs["slurm"], runs["local"]
     weights = [
         json.loads((d / "results/patches/class_weights.json").read_text()) for d in (slurm, local)
     ]
     assert weights[0] == weights[1]
-    for area in TINY["areas"]:
+    for area in tiny_config()["areas"]:
         for name in ("image.tif", "labels.tif"):
             with (
                 rasterio.open(slurm / f"results/aligned/{area}/{name}") as a,

@@ -2,7 +2,7 @@
 
 The Kubernetes profile cannot run here (no cluster, no bucket; even a dry run asks the
 storage for its files): it is checked against Snakemake's own argument parser. The
-SLURM profile also plans a dry run; tests/test_slurm.py runs it on a real SLURM.
+SLURM profile also plans a dry run; test_slurm.py runs it on a real SLURM.
 """
 
 from __future__ import annotations
@@ -10,14 +10,12 @@ from __future__ import annotations
 import importlib.util
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
 
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 PROFILES = ("slurm", "kubernetes")
 PLUGINS = {  # option prefix -> the package providing it
     "slurm": "snakemake_executor_plugin_slurm",
@@ -109,30 +107,28 @@ def test_slurm_profile_asks_for_gpus_only_through_the_plugins_resources():
     assert "slurm_account" in text and "slurm_partition" in text and "gpu_model" in text
 
 
-def plan(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """Dry-run with the SLURM profile in an empty workdir (results/ of the clone ignored)."""
-    return subprocess.run(
-        [
-            SNAKEMAKE,
+@pytest.fixture
+def plan(run_snakemake):
+    """``plan(workdir, *args)``: a dry run with the SLURM profile in an empty workdir
+    (results/ of the clone ignored)."""
+
+    def run(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+        return run_snakemake(
+            workdir,
             "--profile",
             "profiles/slurm",
             "-n",
-            "--cores",
-            "2",
-            "--directory",
-            str(workdir),
             *args,
-            "--configfile",
-            str(ROOT / "config/config.yaml"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+            config=ROOT / "config/config.yaml",
+            cores=2,
+            timeout=120,
+        )
+
+    return run
 
 
-def test_slurm_profile_plans_grouped_jobs_with_runtimes(tmp_path):
+@pytest.mark.slow
+def test_slurm_profile_plans_grouped_jobs_with_runtimes(tmp_path, plan):
     if not installed(PLUGINS["slurm"]):
         pytest.skip("snakemake-executor-plugin-slurm is not installed")
     run = plan(tmp_path, "models")
@@ -140,8 +136,14 @@ def test_slurm_profile_plans_grouped_jobs_with_runtimes(tmp_path):
     assert "group job area_data" in run.stdout.lower()
     train = run.stdout.split("rule train_model:")[1].split("\n\n")[0]
     assert "runtime=720" in train and "mem_mb=6000" in train
+
+
+@pytest.mark.slow
+def test_slurm_profile_default_runtime_read_alone(tmp_path, plan):
     # the profile's own default runtime, read alone (profiles/default, the workflow
     # profile, replaces default-resources when both are read)
+    if not installed(PLUGINS["slurm"]):
+        pytest.skip("snakemake-executor-plugin-slurm is not installed")
     run = plan(tmp_path, "--workflow-profile", "none", "data")
     assert run.returncode == 0, run.stderr[-3000:]
     demo = run.stdout.split("rule make_demo_bucket:")[1].split("\n\n")[0]

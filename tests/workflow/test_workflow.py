@@ -1,4 +1,9 @@
-"""The workflow through the `snakemake` command, on a tiny config in a tmp dir."""
+"""The workflow through the `snakemake` command, on a tiny config in a tmp dir.
+
+The ``workdir`` fixture runs the default target of the tiny config (the ``tiny_config``
+fixture) once per module; dry runs check plans and config errors; lint and snakefmt
+check the rules' text.
+"""
 
 from __future__ import annotations
 
@@ -14,62 +19,22 @@ import numpy as np
 import pytest
 import rasterio
 import yaml
-from conftest import ROOT
-
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-
-TINY = {
-    "areas": {
-        "lakeside": {"bbox": [-15.90, 16.10, -15.888, 16.112], "landscape": "lake"},
-        "city": {"bbox": [-17.47, 14.68, -17.458, 14.692], "landscape": "city"},
-        # straddles 15 N: labels come from two WorldCover tiles
-        "delta": {"bbox": [-16.52, 14.994, -16.508, 15.006], "landscape": "delta"},
-    },
-    "holdout": ["delta"],
-    "imagery": {"max_cloud": 90, "max_items": 2, "bands": ["B02", "B03", "B04", "B08", "B11"]},
-    "demo": {"n_dates": 2},
-    "ignore_codes": [70, 100],
-    "patches": {"size": 32, "stride": 32, "min_valid": 0.3},
-    "split": {"method": "areas+blocks", "block_size": 64, "buffer": 8, "val_fraction": 0.3},
-    # a 2 M-parameter timm encoder, built without downloading weights
-    "model": {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"},
-    "training": {"epochs": 2, "batch_size": 4, "patience": 0},
-    "predict": {"window": 64, "overlap": 16, "batch_size": 4},
-}
-
-
-def snakemake(
-    workdir: Path, *args: str, config: str = "config.yaml"
-) -> subprocess.CompletedProcess:
-    command = [
-        SNAKEMAKE,
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / config),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
+def workdir(tmp_path_factory, tiny_config, run_snakemake) -> Path:
+    """The tiny config's default target run once: data, model, maps, scores, figures."""
     workdir = tmp_path_factory.mktemp("workflow")
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config.update(TINY)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(workdir)  # the default target: data, model, maps, scores, figures
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    run = run_snakemake(workdir)
     assert run.returncode == 0, run.stderr[-4000:]
     return workdir
 
 
 @pytest.mark.slow
-def test_data_half_outputs(workdir):
-    areas = TINY["areas"]
+def test_data_half_outputs(workdir, tiny_config):
+    tiny = tiny_config()
+    areas = tiny["areas"]
     for area in areas:
         with (
             rasterio.open(workdir / f"results/aligned/{area}/image.tif") as image,
@@ -77,7 +42,7 @@ def test_data_half_outputs(workdir):
         ):
             assert image.crs == labels.crs and image.crs.to_epsg() == 32628
             assert image.transform == labels.transform and image.shape == labels.shape
-            assert image.count == len(TINY["imagery"]["bands"]) and image.dtypes[0] == "float32"
+            assert image.count == len(tiny["imagery"]["bands"]) and image.dtypes[0] == "float32"
             assert labels.dtypes[0] == "uint8" and labels.nodata == 255
             values = labels.read(1)
             assert (values[values != 255] < 9).all()
@@ -98,12 +63,13 @@ def test_data_half_outputs(workdir):
 
 
 @pytest.mark.slow
-def test_model_maps_scores_and_figures(workdir):
+def test_model_maps_scores_and_figures(workdir, tiny_config):
+    tiny = tiny_config()
     history = (workdir / "results/models/baseline/cpu/history.csv").read_text().splitlines()
-    assert len(history) == 1 + TINY["training"]["epochs"]
+    assert len(history) == 1 + tiny["training"]["epochs"]
     hardware = json.loads((workdir / "results/models/baseline/cpu/hardware.json").read_text())
     assert hardware["device"] == "cpu"
-    for area in TINY["areas"]:
+    for area in tiny["areas"]:
         with (
             rasterio.open(workdir / f"results/maps/baseline/cpu/{area}.tif") as map_,
             rasterio.open(workdir / f"results/aligned/{area}/labels.tif") as labels,
@@ -117,38 +83,41 @@ def test_model_maps_scores_and_figures(workdir):
 
 
 @pytest.mark.slow
-def test_nothing_left_to_do_after_a_run(workdir):
-    run = snakemake(workdir, "-n")
+def test_nothing_left_to_do_after_a_run(workdir, run_snakemake):
+    run = run_snakemake(workdir, "-n")
     assert run.returncode == 0
     assert "Nothing to be done" in run.stdout + run.stderr
 
 
 @pytest.mark.slow
-def test_rerunning_the_evaluation_target_runs_only_the_evaluation(workdir):
+def test_rerunning_the_evaluation_target_runs_only_the_evaluation(workdir, run_snakemake):
     target = "results/eval/baseline/cpu/per_class_iou.csv"
-    run = snakemake(workdir, target, "-n", "--forcerun", "evaluate")
+    run = run_snakemake(workdir, target, "-n", "--forcerun", "evaluate")
     jobs = run.stdout.split("Job stats:")[1].split("total")[0]
     assert "evaluate" in jobs
     assert not any(rule in jobs for rule in ("train_model", "predict_area", "align_area"))
-    # a changed evaluation parameter reruns only the evaluation too
+
+
+@pytest.mark.slow
+def test_changed_evaluation_parameter_reruns_only_the_evaluation(workdir, run_snakemake):
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["evaluate"] = {"kl_patch": 16}
     (workdir / "kl16.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(workdir, "per_class_iou", "-n", config="kl16.yaml")
+    run = run_snakemake(workdir, "per_class_iou", "-n", config="kl16.yaml")
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = run.stdout.split("Job stats:")[1].split("total")[0]
     assert "evaluate" in jobs and "predict_area" not in jobs and "train_model" not in jobs
 
 
 @pytest.mark.slow
-def test_changed_evaluation_code_reruns_only_the_evaluation(workdir):
+def test_changed_evaluation_code_reruns_only_the_evaluation(workdir, repo_root, run_snakemake):
     # Snakemake reruns a job for an input whose content changed, not for a newer mtime
     # alone, so the library module is edited (a comment) and restored byte for byte.
-    code = ROOT / "src" / "landcover" / "evaluation" / "scoring.py"
+    code = repo_root / "src" / "landcover" / "evaluation" / "scoring.py"
     text, before = code.read_bytes(), code.stat()
     try:
         code.write_bytes(text + b"\n# edited by test_workflow\n")
-        run = snakemake(workdir, "per_class_iou", "-n")
+        run = run_snakemake(workdir, "per_class_iou", "-n")
     finally:
         code.write_bytes(text)
         os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
@@ -156,12 +125,12 @@ def test_changed_evaluation_code_reruns_only_the_evaluation(workdir):
     jobs = run.stdout.split("Job stats:")[1].split("total")[0]
     assert "evaluate" in jobs and "Updated input files" in run.stdout
     assert not any(rule in jobs for rule in ("train_model", "predict_area", "align_area"))
-    assert "Nothing to be done" in snakemake(workdir, "per_class_iou", "-n").stdout
+    assert "Nothing to be done" in run_snakemake(workdir, "per_class_iou", "-n").stdout
 
 
 @pytest.mark.slow
-def test_report_holds_figures_and_the_per_class_table(workdir):
-    run = snakemake(workdir, "--report", "report.html")
+def test_report_holds_figures_and_the_per_class_table(workdir, run_snakemake):
+    run = run_snakemake(workdir, "--report", "report.html")
     assert run.returncode == 0, run.stderr[-3000:]
     html = (workdir / "report.html").read_text()
     assert "per_class_iou.csv" in html and "per_class_iou.png" in html
@@ -169,11 +138,11 @@ def test_report_holds_figures_and_the_per_class_table(workdir):
 
 
 @pytest.mark.slow
-def test_missing_class_code_fails_and_leaves_no_output(workdir):
+def test_missing_class_code_fails_and_leaves_no_output(workdir, run_snakemake):
     config = yaml.safe_load((workdir / "config.yaml").read_text())
     config["classes"] = [c for c in config["classes"] if c["name"] != "water"]
     (workdir / "bad.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(workdir, "results/aligned/lakeside/labels.tif", config="bad.yaml")
+    run = run_snakemake(workdir, "results/aligned/lakeside/labels.tif", config="bad.yaml")
     assert run.returncode != 0
     log = (workdir / "logs/align_area/lakeside.log").read_text()
     assert "lakeside" in log and "[80]" in log and "ignore_codes" in log
@@ -181,49 +150,41 @@ def test_missing_class_code_fails_and_leaves_no_output(workdir):
     assert not (workdir / "results/aligned/lakeside/image.tif").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("confidence", [True, False])
-def test_confidence_raster_follows_the_config(tmp_path, confidence):
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+def test_confidence_raster_follows_the_config(tmp_path, repo_root, run_snakemake, confidence):
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     config["predict"] = {"confidence": confidence}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, "results/maps/baseline/cpu/lakeside.tif", "-n")
+    run = run_snakemake(tmp_path, "results/maps/baseline/cpu/lakeside.tif", "-n")
     assert run.returncode == 0, run.stderr[-3000:]
     job = run.stdout.split("rule predict_area:")[1].split("jobid")[0]
     assert "results/maps/baseline/cpu/lakeside.tif" in job
     assert ("lakeside_confidence.tif" in job) is confidence
 
 
-def test_bad_config_fails_before_any_job(tmp_path):
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+@pytest.mark.slow
+def test_bad_config_fails_before_any_job(tmp_path, repo_root, run_snakemake):
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     config["holdout"] = ["atlantis"]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, "-n")
+    run = run_snakemake(tmp_path, "-n")
     assert run.returncode != 0
     assert "holdout: area 'atlantis' is not defined" in run.stdout + run.stderr
     assert not (tmp_path / "resources").exists()
 
 
-def test_gpu_profile_plans_cuda_jobs_with_a_gpu(repo_root):
-    run = subprocess.run(
-        [SNAKEMAKE, "--profile", "gpu", "-n", "models"],
-        cwd=repo_root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@pytest.mark.slow
+def test_gpu_profile_plans_cuda_jobs_with_a_gpu(run_snakemake):
+    run = run_snakemake(None, "--profile", "gpu", "-n", "models", cores=None, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "results/models/baseline/cuda/best.pt" in run.stdout
     assert "gpu=1" in run.stdout
 
 
-def test_lint_is_clean(tmp_path):
-    run = subprocess.run(
-        [SNAKEMAKE, "--lint", "--cores", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@pytest.mark.slow
+def test_lint_is_clean(run_snakemake):
+    run = run_snakemake(None, "--lint", cores=1, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (
         "Congratulations" in run.stdout + run.stderr
@@ -231,11 +192,11 @@ def test_lint_is_clean(tmp_path):
     )
 
 
-def test_snakefmt_is_clean():
+def test_snakefmt_is_clean(repo_root):
     snakefmt = shutil.which("snakefmt", path=str(Path(sys.executable).parent))
     run = subprocess.run(
         [snakefmt, "--check", "Snakefile", "rules"],
-        cwd=ROOT,
+        cwd=repo_root,
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,20 +1,18 @@
-"""Leave-one-area-out: the summary table, the planned jobs, the config check, a tiny run."""
+"""Leave-one-area-out (evaluation.loao): the summary table over folds, the config check.
+
+The folds planned and run by the workflow: tests/workflow/test_loao_workflow.py.
+"""
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT, validated
-from test_workflow import TINY, snakemake
 
-from landcover.config import area_table, check_config
+from landcover.config import area_table, check_config, validated
 from landcover.errors import ConfigError, DataError
 from landcover.evaluation.loao import MEAN_ROW, loao_summary, summarise_folds
 
@@ -116,97 +114,15 @@ def test_summary_file_writes_nan(tmp_path):
     assert text[1].startswith("north,") and "NaN" in text[1] and text[-1].startswith("mean,")
 
 
-def tiny_config(**evaluate) -> dict:
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config.update(copy.deepcopy(TINY))  # test_workflow's TINY stays as it is
-    config["evaluate"] = evaluate
-    return config
+def test_switch_is_off_by_default(tiny_config):
+    # (the workflow's run of the default target then has nothing left to do: no fold)
+    assert validated(tiny_config(evaluate={}))["evaluate"]["leave_one_area_out"] is False
 
 
-def job_counts(stdout: str) -> dict[str, int]:
-    """Rule -> jobs from the `Job stats` table of a dry run."""
-    table = stdout.split("Job stats:")[1].split("total")[0]
-    counts = {}
-    for line in table.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
-def test_dry_run_plans_one_fold_per_area(tmp_path):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(leave_one_area_out=True)))
-    run = snakemake(tmp_path, "-n")
-    assert run.returncode == 0, run.stderr[-3000:]
-    counts = job_counts(run.stdout)
-    n = len(TINY["areas"])
-    for rule in (
-        "loao_split_patches",
-        "loao_class_weights",
-        "loao_train_model",
-        "loao_predict_area",
-        "loao_evaluate",
-    ):
-        assert counts[rule] == n, rule
-    assert counts["loao_summary"] == 1
-    assert counts["train_model"] == 1 and counts["tile_area"] == n  # patches are shared
-    for area in TINY["areas"]:
-        assert f"results/loao/{area}/eval/baseline/cpu/per_class_iou.csv" in run.stdout
-    assert "results/loao/baseline/cpu/summary.csv" in run.stdout
-
-
-def test_switch_is_off_by_default():
-    # (test_workflow's run of the default target then has nothing left to do: no fold)
-    assert validated(tiny_config())["evaluate"]["leave_one_area_out"] is False
-
-
-def one_area_config() -> dict:
-    config = tiny_config(leave_one_area_out=True)
-    config["areas"] = {"city": TINY["areas"]["city"]}
-    config["holdout"] = []
+def test_fewer_than_two_areas_is_a_config_error(tiny_config):
+    config = tiny_config(evaluate={"leave_one_area_out": True}, holdout=[])
+    config["areas"] = {"city": config["areas"]["city"]}
     config["split"]["method"] = "blocks"
-    return config
-
-
-def test_fewer_than_two_areas_is_a_config_error():
-    config = validated(one_area_config())
+    config = validated(config)
     with pytest.raises(ConfigError, match=r"evaluate.leave_one_area_out needs at least 2 areas"):
         check_config(config, area_table(config["areas"]))
-
-
-def test_fewer_than_two_areas_fails_before_any_job(tmp_path):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(one_area_config()))
-    run = snakemake(tmp_path, "-n")
-    assert run.returncode != 0
-    assert "evaluate.leave_one_area_out needs at least 2 areas" in run.stdout + run.stderr
-    # the `loao` target asked for with the switch off fails the same way
-    config = one_area_config()
-    config["evaluate"]["leave_one_area_out"] = False
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, "-n", "loao")
-    assert run.returncode != 0
-    assert "evaluate.leave_one_area_out needs at least 2 areas" in run.stdout + run.stderr
-    assert not (tmp_path / "resources").exists()
-
-
-@pytest.mark.slow
-def test_loao_target_runs_on_two_tiny_areas(tmp_path):
-    config = tiny_config()
-    config["areas"] = {name: TINY["areas"][name] for name in ("lakeside", "city")}
-    # blocks holds out no area in the main run; each fold still holds out its area whole
-    config.update(holdout=[], split={**TINY["split"], "method": "blocks"})
-    config["training"] = {**TINY["training"], "epochs": 1}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, "loao")
-    assert run.returncode == 0, run.stderr[-4000:]
-    summary = pd.read_csv(tmp_path / "results/loao/baseline/cpu/summary.csv")
-    assert sorted(summary["holdout"][:-1]) == ["city", "lakeside"]
-    assert summary["holdout"].iloc[-1] == MEAN_ROW
-    assert len([c for c in summary.columns if c.startswith("iou_")]) == len(config["classes"])
-    assert (summary["pixels"] > 0).all()
-    for area in ("lakeside", "city"):
-        index = gpd.read_parquet(tmp_path / f"results/loao/{area}/patches/index.parquet")
-        assert set(index.loc[index["area"] == area, "split"]) == {"holdout"}
-        assert "val" in set(index.loc[index["area"] != area, "split"])
-        assert (tmp_path / f"results/loao/{area}/maps/baseline/cpu/{area}.tif").exists()
-    assert not (tmp_path / "results/models").exists()  # the main chain was not run

@@ -1,0 +1,285 @@
+"""The cloud-masked Sentinel-2 composite from a static STAC catalog (the demo bucket's).
+
+Fixtures are a static STAC catalog of band GeoTIFFs written by code (10 m and 20 m,
+UTM 28N, pixel edges on 60 m) in the Earth Search layout. A STAC API over HTTP:
+test_http_sources.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.warp import transform_bounds
+from shapely.geometry import box, mapping
+
+from landcover.errors import ConfigError, DataError, SourceError
+from landcover.grid import area_grid
+from landcover.sources import acquire_imagery
+from landcover.sources.sentinel2 import ASSET_KEYS
+
+S2_BBOX = (-16.50, 15.00, -16.49, 15.01)
+S2_CRS = "EPSG:32628"
+GRID = area_grid(S2_BBOX, 10)
+PAD = 120  # metres of fixture raster beyond the area grid (a multiple of 60)
+LEFT, BOTTOM, RIGHT, TOP = GRID.bounds
+CLOUD = (LEFT + 200, TOP - 400, LEFT + 400, TOP - 200)  # cloudy in one date only
+OVERCAST = (LEFT + 600, TOP - 400, LEFT + 800, TOP - 200)  # cloudy in every date
+B02_REFL = {"d1": 0.01, "d2": 0.02, "d3": 0.03}
+
+
+def in_box(x: np.ndarray, y: np.ndarray, b: tuple[float, float, float, float]) -> np.ndarray:
+    return (x >= b[0]) & (x < b[2]) & (y >= b[1]) & (y < b[3])
+
+
+def b05_refl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """A pattern on the 20 m pixel grid (x, y: pixel centres)."""
+    return 0.1 + 0.01 * ((np.floor(x / 20) + 2 * np.floor(y / 20)) % 5)
+
+
+def write_band(path: Path, res: int, values) -> None:
+    """A uint16 band on the fixture extent at ``res`` m; ``values(x, y)`` at pixel centres."""
+    left, top = LEFT - PAD, TOP + PAD
+    width = round((RIGHT + PAD - left) / res)
+    height = round((top - (BOTTOM - PAD)) / res)
+    cols, rows = np.meshgrid(np.arange(width), np.arange(height))
+    x, y = left + (cols + 0.5) * res, top - (rows + 0.5) * res
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=1,
+        dtype="uint16",
+        nodata=0,
+        crs=S2_CRS,
+        transform=Affine(res, 0, left, 0, -res, top),
+        tiled=True,
+        blockxsize=64,
+        blockysize=64,
+    ) as dst:
+        dst.write(np.asarray(values(x, y), dtype=np.uint16), 1)
+
+
+def make_item(root: Path, item_id: str, day: str, cloud: float, **props) -> pystac.Item:
+    """An item with B02 (10 m), B05 and SCL (20 m) band files beside the catalog."""
+    applied = props.get("earthsearch:boa_offset_applied", False)
+    add = 0 if applied else 1000
+    name = item_id.split("_")[0]
+    folder = root / "sentinel-s2-l2a-cogs" / item_id
+    b02 = B02_REFL.get(name, 0.5)
+
+    def b02_dn(x, y):
+        dn = np.full(x.shape, round(b02 * 10000) + add)
+        if name == "d3":
+            dn[in_box(x, y, CLOUD)] = 9000  # bright cloud top
+        return dn
+
+    def scl(x, y):
+        out = np.full(x.shape, 4)
+        out[in_box(x, y, OVERCAST)] = 8
+        if name == "d3":
+            out[in_box(x, y, CLOUD)] = 9
+        return out
+
+    write_band(folder / "B02.tif", 10, b02_dn)
+    write_band(folder / "B05.tif", 20, lambda x, y: np.rint(b05_refl(x, y) * 10000) + add)
+    write_band(folder / "SCL.tif", 20, scl)
+    ll = transform_bounds(S2_CRS, "EPSG:4326", LEFT - PAD, BOTTOM - PAD, RIGHT + PAD, TOP + PAD)
+    item = pystac.Item(
+        id=item_id,
+        geometry=mapping(box(*ll)),
+        bbox=list(ll),
+        datetime=dt.datetime.fromisoformat(f"{day}T11:30:00+00:00"),
+        properties={
+            "eo:cloud_cover": cloud,
+            "platform": "sentinel-2a",
+            "s2:processing_baseline": "05.10",
+            "earthsearch:boa_offset_applied": False,
+            "proj:code": S2_CRS,
+            **props,
+        },
+    )
+    # the asset says offset -0.1 even where it was already applied (as Earth Search's did)
+    reflectance = [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": -0.1}]
+    for band in ("B02", "B05", "SCL"):
+        extra = {"raster:bands": reflectance if band != "SCL" else [{"nodata": 0}]}
+        item.add_asset(
+            ASSET_KEYS[band],
+            pystac.Asset(
+                href=str(folder / f"{band}.tif"),
+                media_type=pystac.MediaType.COG,
+                extra_fields=extra,
+            ),
+        )
+    return item
+
+
+def build_catalog(root: Path, items: list[pystac.Item]) -> None:
+    catalog = pystac.Catalog(id="demo", description="test bucket")
+    collection = pystac.Collection(
+        id="sentinel-2-l2a",
+        description="test",
+        extent=pystac.Extent(
+            pystac.SpatialExtent([list(S2_BBOX)]),
+            pystac.TemporalExtent([[dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc), None]]),
+        ),
+    )
+    catalog.add_child(collection)
+    collection.add_items(items)
+    catalog.normalize_hrefs(str(root / "stac"))
+    catalog.make_all_asset_hrefs_relative()
+    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+
+
+def fixture_items(root: Path) -> list[pystac.Item]:
+    return [
+        # offset already removed: DN = 10000 * reflectance
+        make_item(root, "d1_applied", "2024-01-05", 10, **{"earthsearch:boa_offset_applied": True}),
+        make_item(root, "d2", "2024-01-15", 20),
+        make_item(root, "d3_cloudy", "2024-01-25", 30),
+        make_item(root, "d4_late", "2024-05-01", 0),  # after the date range
+        make_item(root, "d5_overcast", "2024-02-01", 95),  # above max_cloud
+    ]
+
+
+@pytest.fixture(scope="module")
+def stac_bucket(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("s2bucket")
+    build_catalog(root, fixture_items(root))
+    return root
+
+
+IMAGERY = {
+    "collection": "sentinel-2-l2a",
+    "dates": ["2024-01-01", "2024-03-31"],
+    "max_cloud": 70,
+    "max_items": 4,
+    "bands": ["B02", "B05"],
+    "resolution": 10,
+}
+
+
+@pytest.fixture(scope="module")
+def composite(stac_bucket: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("raw") / "imagery.tif"
+    acquire_imagery("delta", S2_BBOX, "demo", root=stac_bucket, out=out, **IMAGERY)
+    return out
+
+
+def centres() -> tuple[np.ndarray, np.ndarray]:
+    cols, rows = np.meshgrid(np.arange(GRID.width), np.arange(GRID.height))
+    return LEFT + (cols + 0.5) * 10, TOP - (rows + 0.5) * 10
+
+
+def test_composite_grid_and_encoding(composite: Path) -> None:
+    with rasterio.open(composite) as ds:
+        assert ds.crs.to_string() == S2_CRS
+        assert ds.transform == GRID.transform
+        assert (ds.height, ds.width) == GRID.shape
+        assert ds.dtypes == ("uint16", "uint16")
+        assert ds.nodata == 0
+        assert ds.descriptions == ("B02", "B05")
+        assert ds.scales == (0.0001, 0.0001)
+        assert ds.offsets == (-0.1, -0.1)
+        tags = ds.tags()
+    assert json.loads(tags["items"]) == ["d1_applied", "d2", "d3_cloudy"]
+    assert json.loads(tags["dates"]) == ["2024-01-05", "2024-01-15", "2024-01-25"]
+    assert "Sentinel_Data_Legal_Notice" in tags["licence"]
+    assert "sentinel-2-l2a" in tags["source"]
+
+
+def test_composite_masks_clouds_and_takes_median(composite: Path) -> None:
+    x, y = centres()
+    with rasterio.open(composite) as ds:
+        b02 = ds.read(1)
+        refl = b02 * ds.scales[0] + ds.offsets[0]
+    cloud, overcast = in_box(x, y, CLOUD), in_box(x, y, OVERCAST)
+    clear = ~cloud & ~overcast
+    # median of 0.01 (offset already applied), 0.02 and 0.03: the offset rule held
+    assert (b02[clear] == 1200).all()
+    np.testing.assert_allclose(refl[clear], 0.02, atol=1e-6)
+    # d3's cloud (DN 9000) never reaches the output: median of d1 and d2
+    assert cloud.sum() == 400 and (b02[cloud] == 1150).all()
+    # cloudy in every date: nodata
+    assert overcast.sum() == 400 and (b02[overcast] == 0).all()
+
+
+def test_composite_20m_band_upsampled_exactly(composite: Path) -> None:
+    x, y = centres()
+    with rasterio.open(composite) as ds:
+        b05 = ds.read(2)
+    expected = np.rint(b05_refl(x, y) * 10000).astype(np.uint16) + 1000
+    valid = ~in_box(x, y, OVERCAST)
+    np.testing.assert_array_equal(b05[valid], expected[valid])
+    # each 20 m pixel became 2 x 2 equal 10 m pixels
+    assert (b05[::2, ::2] == b05[1::2, 1::2]).all()
+
+
+def test_composite_keeps_clearest(stac_bucket: Path, tmp_path: Path) -> None:
+    out = tmp_path / "imagery.tif"
+    acquire_imagery(
+        "delta", S2_BBOX, "demo", root=stac_bucket, out=out, **(IMAGERY | {"max_items": 2})
+    )
+    with rasterio.open(out) as ds:
+        b02 = ds.read(1)
+        items = json.loads(ds.tags()["items"])
+    assert items == ["d1_applied", "d2"]
+    x, y = centres()
+    assert (b02[in_box(x, y, CLOUD)] == 1150).all()  # median of 0.01 and 0.02
+
+
+def test_no_items_is_a_clear_error(stac_bucket: Path, tmp_path: Path) -> None:
+    out = tmp_path / "imagery.tif"
+    config = IMAGERY | {"dates": ["2023-01-01", "2023-02-01"]}
+    with pytest.raises(SourceError, match=r"Area 'delta'.*widen imagery\.dates.*max_cloud"):
+        acquire_imagery("delta", S2_BBOX, "demo", root=stac_bucket, out=out, **config)
+    assert not out.exists()
+
+
+def test_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"stac/catalog\.json"):
+        acquire_imagery("delta", S2_BBOX, "demo", root=tmp_path, out=tmp_path / "i.tif", **IMAGERY)
+
+
+def test_all_cloudy_is_a_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    item = make_item(root, "d9", "2024-01-10", 5)
+    write_band(root / "sentinel-s2-l2a-cogs" / "d9" / "SCL.tif", 20, lambda x, y: x * 0 + 9)
+    build_catalog(root, [item])
+    out = tmp_path / "imagery.tif"
+    with pytest.raises(DataError, match=r"Area 'delta'.*no clear pixel"):
+        acquire_imagery("delta", S2_BBOX, "demo", root=root, out=out, **IMAGERY)
+    assert not out.exists()
+
+
+def test_corrupt_asset_names_the_href(tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    item = make_item(root, "d2", "2024-01-10", 5)
+    build_catalog(root, [item])
+    bad = root / "sentinel-s2-l2a-cogs" / "d2" / "B05.tif"
+    bad.write_bytes(b"not a tiff at all")
+    out = tmp_path / "imagery.tif"
+    with pytest.raises(DataError, match=r"d2/B05\.tif"):
+        acquire_imagery("delta", S2_BBOX, "demo", root=root, out=out, **IMAGERY)
+    assert not out.exists()
+
+
+def test_unknown_band_is_a_config_error(stac_bucket: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="B01"):
+        acquire_imagery(
+            "delta",
+            S2_BBOX,
+            "demo",
+            root=stac_bucket,
+            out=tmp_path / "i.tif",
+            **(IMAGERY | {"bands": ["B01"]}),
+        )
