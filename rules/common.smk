@@ -16,6 +16,7 @@ from landcover.config import (  # noqa: E402
     check_config,
     check_leave_one_area_out,
 )
+from landcover.models import model_kind  # noqa: E402
 from landcover.sources import needs_demo_bucket, source_root  # noqa: E402
 from landcover.experiments import experiment_table  # noqa: E402
 from landcover.evaluation.loao import FOLD_SPLIT_METHOD  # noqa: E402
@@ -99,8 +100,10 @@ def get_model_kind(wildcards):
 
 
 def get_gpus(wildcards):
-    """GPUs a job holds: one for cuda jobs (profiles may raise train_model's to N)."""
-    return 1 if wildcards.device == "cuda" else 0
+    """GPUs a job holds: one for cuda jobs of a kind that uses one (profiles may raise
+    train_model's to N); none for a kind that runs on the CPU (the per-pixel model)."""
+    kind = model_kind(EXPERIMENTS[wildcards.experiment]["model"]["kind"])
+    return 1 if wildcards.device == "cuda" and kind.uses_gpu else 0
 
 
 def confidence_output(path):

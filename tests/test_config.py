@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
+import rasterio.transform
+import shapely
 import yaml
 
 from landcover.config import area_table, check_config, validated
 from landcover.errors import ConfigError
+from landcover.grid import area_grid
 
 
 def walk_properties(schema: dict, path: str = ""):
@@ -135,3 +139,20 @@ def test_config_docs_match_the_schema(repo_root):
     assert (repo_root / "docs" / "config.md").read_text() == render(), (
         "docs/config.md is stale: run `python -m landcover.configdoc > docs/config.md`"
     )
+
+
+def test_brandenburg_config_is_valid_and_its_areas_share_no_pixel(repo_root):
+    config = validated(yaml.safe_load((repo_root / "config" / "brandenburg.yaml").read_text()))
+    areas = area_table(config["areas"])
+    check_config(config, areas)
+    assert config["imagery"]["kind"] == config["labels"]["kind"] == "local"
+    grids = {
+        name: area_grid(area.bbox, config["grid"]["resolution"]) for name, area in areas.items()
+    }
+    assert len({str(g.crs) for g in grids.values()}) == 1  # one UTM zone: the scene's
+    boxes = {
+        name: shapely.box(*rasterio.transform.array_bounds(g.height, g.width, g.transform))
+        for name, g in grids.items()
+    }
+    for a, b in itertools.combinations(boxes, 2):
+        assert not boxes[a].intersects(boxes[b]), (a, b)

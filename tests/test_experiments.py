@@ -13,9 +13,9 @@ BASE = {
 }
 
 
-def test_no_experiments_gives_a_baseline():
+def test_no_experiments_gives_one_default_experiment():
     table = experiment_table(BASE, {})
-    assert table == {"baseline": BASE}
+    assert table == {"default": BASE}
 
 
 def test_named_overrides_apply_on_top_of_the_base():

@@ -63,7 +63,7 @@ def experiment_table(
         ConfigError: on a key that is not a model or training setting.
     """
     named: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, overrides in (experiments or {"baseline": {}}).items():
+    for name, overrides in (experiments or {"default": {}}).items():
         settings = {section: dict(copy.deepcopy(base[section])) for section in OVERRIDABLE}
         for section, values in (overrides or {}).items():
             for key, value in (values or {}).items():

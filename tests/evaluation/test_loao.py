@@ -27,7 +27,7 @@ def fold(iou, support, miou, names=("tree", "water", "built_up")):
         "macro_f1": miou + 0.05,
         "kl_divergence": 1 - miou,
         "pixels": int(sum(support)),
-        "experiment": "baseline",
+        "experiment": "unet",
     }
     table = pd.DataFrame(
         {"class": list(names), "index": range(len(names)), "iou": iou, "support": support}

@@ -110,21 +110,21 @@ def test_benchmark_job_follows_the_path_convention(tmp_path):
         "split_patches",
         "",
     )
-    path = tmp_path / "predict_area/baseline/cpu/delta.tsv"
-    assert benchreport.benchmark_job(path, tmp_path) == ("predict_area", "baseline/cpu/delta")
+    path = tmp_path / "predict_area/unet/cpu/delta.tsv"
+    assert benchreport.benchmark_job(path, tmp_path) == ("predict_area", "unet/cpu/delta")
 
 
 def test_collect_runtimes_gathers_every_benchmark(tmp_path):
     root = tmp_path / "benchmarks"
     write_tsv(root / "align_area/delta.tsv", (2.0, 300.0))
-    write_tsv(root / "train_model/baseline/cpu.tsv", (10.0, 900.0), (14.0, 1000.0))
+    write_tsv(root / "train_model/unet/cpu.tsv", (10.0, 900.0), (14.0, 1000.0))
     write_tsv(root / "class_weights.tsv", (0.5, 120.0))
     table = benchreport.collect_runtimes(root, tmp_path / "runtimes.csv")
     assert table["rule"].tolist() == ["train_model", "align_area", "class_weights"]
     written = pd.read_csv(tmp_path / "runtimes.csv", keep_default_na=False)
     assert list(written.columns) == list(benchreport.RUNTIME_COLUMNS)
     train = written.iloc[0]
-    assert train["wildcards"] == "baseline/cpu" and train["repeats"] == 2
+    assert train["wildcards"] == "unet/cpu" and train["repeats"] == 2
     assert train["seconds"] == pytest.approx(12.0)  # repeats averaged
     assert train["max_rss_mb"] == pytest.approx(1000.0)  # peak memory: the largest
     assert written.iloc[2]["wildcards"] == ""

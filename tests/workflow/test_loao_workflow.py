@@ -29,20 +29,17 @@ def test_dry_run_plans_one_fold_per_area(tmp_path, tiny_config, run_snakemake, j
     run = run_snakemake(tmp_path, "-n")
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
-    n = len(config["areas"])
-    for rule in (
-        "loao_split_patches",
-        "loao_class_weights",
-        "loao_train_model",
-        "loao_predict_area",
-        "loao_evaluate",
-    ):
+    n, experiments = len(config["areas"]), ["unet", "pixel"]  # the default experiments
+    for rule in ("loao_split_patches", "loao_class_weights"):  # one split per fold
         assert counts[rule] == n, rule
-    assert counts["loao_summary"] == 1
-    assert counts["train_model"] == 1 and counts["tile_area"] == n  # patches are shared
+    for rule in ("loao_train_model", "loao_predict_area", "loao_evaluate"):
+        assert counts[rule] == n * len(experiments), rule
+    assert counts["loao_summary"] == len(experiments)
+    assert counts["train_model"] == len(experiments) and counts["tile_area"] == n  # shared
     for area in config["areas"]:
-        assert f"results/loao/{area}/eval/baseline/cpu/per_class_iou.csv" in run.stdout
-    assert "results/loao/baseline/cpu/summary.csv" in run.stdout
+        for experiment in experiments:
+            assert f"results/loao/{area}/eval/{experiment}/cpu/per_class_iou.csv" in run.stdout
+    assert "results/loao/unet/cpu/summary.csv" in run.stdout
 
 
 @pytest.mark.slow
@@ -75,7 +72,8 @@ def test_loao_target_runs_on_two_tiny_areas(tmp_path, tiny_config, run_snakemake
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = run_snakemake(tmp_path, "loao")
     assert run.returncode == 0, run.stderr[-4000:]
-    summary = pd.read_csv(tmp_path / "results/loao/baseline/cpu/summary.csv")
+    assert (tmp_path / "results/loao/pixel/cpu/summary.csv").exists()  # the baseline too
+    summary = pd.read_csv(tmp_path / "results/loao/unet/cpu/summary.csv")
     assert sorted(summary["holdout"][:-1]) == ["city", "lakeside"]
     assert summary["holdout"].iloc[-1] == MEAN_ROW
     assert len([c for c in summary.columns if c.startswith("iou_")]) == len(config["classes"])
@@ -84,5 +82,5 @@ def test_loao_target_runs_on_two_tiny_areas(tmp_path, tiny_config, run_snakemake
         index = gpd.read_parquet(tmp_path / f"results/loao/{area}/patches/index.parquet")
         assert set(index.loc[index["area"] == area, "split"]) == {"holdout"}
         assert "val" in set(index.loc[index["area"] != area, "split"])
-        assert (tmp_path / f"results/loao/{area}/maps/baseline/cpu/{area}.tif").exists()
+        assert (tmp_path / f"results/loao/{area}/maps/unet/cpu/{area}.tif").exists()
     assert not (tmp_path / "results/models").exists()  # the main chain was not run

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import yaml
+from rio_cogeo.cogeo import cog_validate
 
 
 @pytest.fixture(scope="module")
@@ -65,21 +67,44 @@ def test_data_half_outputs(workdir, tiny_config):
 @pytest.mark.slow
 def test_model_maps_scores_and_figures(workdir, tiny_config):
     tiny = tiny_config()
-    history = (workdir / "results/models/baseline/cpu/history.csv").read_text().splitlines()
+    history = (workdir / "results/models/unet/cpu/history.csv").read_text().splitlines()
     assert len(history) == 1 + tiny["training"]["epochs"]
-    hardware = json.loads((workdir / "results/models/baseline/cpu/hardware.json").read_text())
+    hardware = json.loads((workdir / "results/models/unet/cpu/hardware.json").read_text())
     assert hardware["device"] == "cpu"
     for area in tiny["areas"]:
         with (
-            rasterio.open(workdir / f"results/maps/baseline/cpu/{area}.tif") as map_,
+            rasterio.open(workdir / f"results/maps/unet/cpu/{area}.tif") as map_,
             rasterio.open(workdir / f"results/aligned/{area}/labels.tif") as labels,
         ):
             assert map_.crs == labels.crs and map_.transform == labels.transform
             assert map_.colormap(1)[80][:3] == (0, 100, 200)  # WorldCover water colour
-        assert (workdir / f"results/figures/baseline/cpu/area_{area}.png").stat().st_size > 0
-    table = (workdir / "results/eval/baseline/cpu/per_class_iou.csv").read_text()
+        assert (workdir / f"results/figures/unet/cpu/area_{area}.png").stat().st_size > 0
+    table = (workdir / "results/eval/unet/cpu/per_class_iou.csv").read_text()
     assert len(table.strip().splitlines()) == 1 + 9  # one row per class, none hidden
     assert (workdir / "results/experiments.csv").exists()
+
+
+@pytest.mark.slow
+def test_the_leaderboard_carries_the_per_pixel_baseline(workdir, tiny_config):
+    board = pd.read_csv(workdir / "results/experiments.csv")
+    assert set(board["experiment"]) == {"unet", "pixel"}
+    assert (workdir / "results/figures/leaderboard.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_the_per_pixel_map_is_a_cog_on_the_area_grid(workdir, tiny_config):
+    for area in tiny_config()["areas"]:
+        path = workdir / f"results/maps/pixel/cpu/{area}.tif"
+        assert cog_validate(str(path))[0]
+        with (
+            rasterio.open(path) as map_,
+            rasterio.open(workdir / f"results/maps/unet/cpu/{area}.tif") as unet,
+        ):
+            assert map_.profile == unet.profile and map_.tags()["experiment"] == "pixel"
+            assert map_.colormap(1) == unet.colormap(1)
+        assert (workdir / f"results/maps/pixel/cpu/{area}_confidence.tif").exists()
+    history = pd.read_csv(workdir / "results/models/pixel/cpu/history.csv")
+    assert {"epoch", "train_loss", "val_loss", "val_miou"} <= set(history.columns)
 
 
 @pytest.mark.slow
@@ -91,7 +116,7 @@ def test_nothing_left_to_do_after_a_run(workdir, run_snakemake):
 
 @pytest.mark.slow
 def test_rerunning_the_evaluation_target_runs_only_the_evaluation(workdir, run_snakemake):
-    target = "results/eval/baseline/cpu/per_class_iou.csv"
+    target = "results/eval/unet/cpu/per_class_iou.csv"
     run = run_snakemake(workdir, target, "-n", "--forcerun", "evaluate")
     jobs = run.stdout.split("Job stats:")[1].split("total")[0]
     assert "evaluate" in jobs
@@ -156,10 +181,10 @@ def test_confidence_raster_follows_the_config(tmp_path, repo_root, run_snakemake
     config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     config["predict"] = {"confidence": confidence}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    run = run_snakemake(tmp_path, "results/maps/baseline/cpu/lakeside.tif", "-n")
+    run = run_snakemake(tmp_path, "results/maps/unet/cpu/lakeside.tif", "-n")
     assert run.returncode == 0, run.stderr[-3000:]
     job = run.stdout.split("rule predict_area:")[1].split("jobid")[0]
-    assert "results/maps/baseline/cpu/lakeside.tif" in job
+    assert "results/maps/unet/cpu/lakeside.tif" in job
     assert ("lakeside_confidence.tif" in job) is confidence
 
 
@@ -178,8 +203,13 @@ def test_bad_config_fails_before_any_job(tmp_path, repo_root, run_snakemake):
 def test_gpu_profile_plans_cuda_jobs_with_a_gpu(run_snakemake):
     run = run_snakemake(None, "--profile", "gpu", "-n", "models", cores=None, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "results/models/baseline/cuda/best.pt" in run.stdout
-    assert "gpu=1" in run.stdout
+    assert "results/models/unet/cuda/best.pt" in run.stdout
+    resources = {
+        experiment: run.stdout.split(f"experiment={experiment}, device=cuda")[1].split("\n")[2]
+        for experiment in ("unet", "pixel")
+    }  # the job's wildcards line, then threads, then resources
+    assert "gpu=1" in resources["unet"]
+    assert "gpu=0" in resources["pixel"]  # the per-pixel model runs on the CPU: no GPU
 
 
 @pytest.mark.slow

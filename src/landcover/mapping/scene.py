@@ -227,10 +227,10 @@ def predict_area(
 
     """
     class_map = ClassMap.from_config(classes, ignore_codes)
-    if device == "cpu":
+    scorer = load(kind, model, device)
+    if torch.device(scorer.device).type == "cpu":  # also a CPU kind in a cuda job
         torch.set_num_threads(max(1, int(threads)))
         tune_malloc()
-    scorer = load(kind, model, device)
     if list(scorer.classes) != list(class_map.names):
         raise ConfigError(
             f"Model '{model}' was trained on classes {list(scorer.classes)} but the config's "
@@ -248,5 +248,10 @@ def predict_area(
         batch_size=settings["batch_size"],
         threads=threads,
         confidence=confidence,
-        tags={"model": str(model), "experiment": experiment, "device": device},
+        # where it ran, which may differ from the job's device (the pixel kind runs on the CPU)
+        tags={
+            "model": str(model),
+            "experiment": experiment,
+            "device": torch.device(scorer.device).type,
+        },
     )

@@ -7,7 +7,10 @@ A model kind is a package or module with:
   declared outputs (:class:`Outputs`: best and last artefacts, ``history.csv``,
   ``hardware.json``);
 - ``load(path, device) -> Scorer``: a trained artefact as a :class:`Scorer` for the
-  mapping engine.
+  mapping engine;
+- ``uses_gpu``: whether a ``cuda`` job of the kind holds a GPU (the rules' ``gpu``
+  resource). The module is imported when the workflow is planned: keep torch and other
+  heavy imports inside ``train`` and ``load``.
 
 The config's ``model.kind`` picks it. Adding a kind means one module and one entry in
 :data:`KINDS` (and its name in the schema's ``model.kind`` enum); rules, scripts, mapping
@@ -40,6 +43,8 @@ class Scorer(Protocol):
     """Window sides must be a multiple of this (1: any)."""
     meta: dict[str, Any]
     """Its description of itself (provenance tags of the map)."""
+    device: Any
+    """Where it runs (a torch device or its name): the map's ``device`` tag."""
 
     def __call__(self, batch: Any) -> np.ndarray:
         """Probabilities ``(B, classes, h, w)`` float32 of a batch of windows.
@@ -70,7 +75,10 @@ class Outputs:
         return self.best.parent / "resume"
 
 
-KINDS: dict[str, str] = {"segmentation": "landcover.models.segmentation"}
+KINDS: dict[str, str] = {
+    "segmentation": "landcover.models.segmentation",
+    "pixel": "landcover.models.pixel",
+}
 """``model.kind`` -> the module that implements it (imported on use: the torch-free rules
 of the data half never import a model kind)."""
 

@@ -67,6 +67,8 @@ def test_model_defaults_come_from_the_schema(defaults):
         "arch": "unet",
         "encoder": "resnet18",
         "encoder_weights": None,
+        "trees": 400,  # the pixel kind's keys, beside the network's
+        "max_pixels": 60000,
     }
 
 

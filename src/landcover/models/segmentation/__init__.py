@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from landcover.models.segmentation.scorer import SegmentationScorer
 
+uses_gpu = True
+"""A ``cuda`` job of this kind holds a GPU (``resources: gpu``)."""
+
 
 def train(**kwargs: Any) -> dict[str, Any]:
     """Train a network (:func:`landcover.models.segmentation.trainer.train`)."""
