@@ -106,9 +106,16 @@ def get_gpus(wildcards):
     return 1 if wildcards.device == "cuda" and kind.uses_gpu else 0
 
 
-def confidence_output(path):
-    """`{"confidence": path}` when `predict.confidence` is on, else no output (unpacked)."""
-    return {"confidence": path} if config["predict"]["confidence"] else {}
+def optional_map_outputs(stem):
+    """The rasters `predict` switches on beside the map `{stem}.tif` (unpacked as outputs):
+    `{stem}_confidence.tif` (`predict.confidence`), `{stem}_probabilities.tif`
+    (`predict.probabilities`)."""
+    switches = {"confidence": "_confidence.tif", "probabilities": "_probabilities.tif"}
+    return {
+        name: f"{stem}{suffix}"
+        for name, suffix in switches.items()
+        if config["predict"][name]
+    }
 
 
 def get_eval_areas():

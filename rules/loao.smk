@@ -52,8 +52,8 @@ use rule predict_area as loao_predict_area with:
         model=LOAO_MODEL,
         image="results/aligned/{holdout}/image.tif",
     output:
-        **confidence_output(
-            "results/loao/{holdout}/maps/{experiment}/{device}/{holdout}_confidence.tif"
+        **optional_map_outputs(
+            "results/loao/{holdout}/maps/{experiment}/{device}/{holdout}"
         ),
         map="results/loao/{holdout}/maps/{experiment}/{device}/{holdout}.tif",
     log:

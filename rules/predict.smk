@@ -6,8 +6,9 @@ rule predict_area:
         model=MODEL,
         image="results/aligned/{area}/image.tif",
     output:
-        # predict.confidence: the winning class's probability (0-100), where the map is unsure
-        **confidence_output("results/maps/{experiment}/{device}/{area}_confidence.tif"),
+        # predict.confidence: the winning class's probability (0-100), where the map is unsure;
+        # predict.probabilities: every class's probability, one band each
+        **optional_map_outputs("results/maps/{experiment}/{device}/{area}"),
         # not in the report: a scene-sized COG would bloat the HTML; the figure shows it
         map="results/maps/{experiment}/{device}/{area}.tif",
     log:

@@ -7,6 +7,7 @@ predict_area(
     image=snakemake.input.image,
     out=snakemake.output.map,
     confidence=snakemake.output.get("confidence"),
+    probabilities=snakemake.output.get("probabilities"),
     kind=snakemake.params.kind,
     classes=snakemake.params.classes,
     ignore_codes=snakemake.params.ignore_codes,

@@ -203,6 +203,37 @@ def test_predict_scene_writes_a_valid_cog_on_the_image_grid(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["area.tif", "area_confidence.tif"]
 
 
+def test_probability_cog_has_a_band_per_class_summing_to_100(tmp_path):
+    img = image(90, 110)
+    img[:, 5:15, 20:40] = np.nan  # nodata block
+    src = write_image(tmp_path / "image.tif", img)
+    out, probs = tmp_path / "maps" / "area.tif", tmp_path / "maps" / "area_probabilities.tif"
+    predict_scene(
+        scorer(pixel_net()),
+        src,
+        out,
+        classes=CLASS_MAP,
+        values="codes",
+        window=64,
+        overlap=16,
+        batch_size=4,
+        probabilities=probs,
+    )
+    assert cog_validate(str(probs), quiet=True)[0]
+    with rasterio.open(probs) as ds, rasterio.open(out) as map_:
+        assert ds.count == 3 and ds.descriptions == ("tree", "water", "built_up")
+        assert ds.nodata == 255 and ds.dtypes == ("uint8",) * 3
+        assert (ds.crs, ds.transform) == (map_.crs, map_.transform)
+        percent, codes = ds.read().astype(int), map_.read(1)
+    nodata = ~np.isfinite(img).all(0)
+    assert (percent[:, nodata] == 255).all()
+    total = percent[:, ~nodata].sum(axis=0)
+    assert total.min() >= 98 and total.max() <= 102  # three roundings of at most 0.5 each
+    winner = np.array([10, 80, 50], np.uint8)[percent.argmax(axis=0)]
+    ties = np.sort(percent, axis=0)[-1] == np.sort(percent, axis=0)[-2]
+    np.testing.assert_array_equal(winner[~nodata & ~ties], codes[~nodata & ~ties])
+
+
 def test_predict_scene_writes_whole_rows_of_tiles(tmp_path, monkeypatch):
     # many rows of tiles in a small scene: the tiles' size (io) and the rows written (writer)
     monkeypatch.setattr(landcover.io, "BLOCKSIZE", 16)
@@ -314,6 +345,7 @@ def test_failure_leaves_no_output(tmp_path):
             overlap=64,
             batch_size=8,
             confidence=out_dir / "conf.tif",
+            probabilities=out_dir / "probabilities.tif",
         )
     assert list(out_dir.iterdir()) == []
 

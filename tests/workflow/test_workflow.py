@@ -176,16 +176,19 @@ def test_missing_class_code_fails_and_leaves_no_output(workdir, run_snakemake):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("confidence", [True, False])
-def test_confidence_raster_follows_the_config(tmp_path, repo_root, run_snakemake, confidence):
+@pytest.mark.parametrize(("confidence", "probabilities"), [(True, False), (False, True)])
+def test_optional_rasters_follow_the_config(
+    tmp_path, repo_root, run_snakemake, confidence, probabilities
+):
     config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
-    config["predict"] = {"confidence": confidence}
+    config["predict"] = {"confidence": confidence, "probabilities": probabilities}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     run = run_snakemake(tmp_path, "results/maps/unet/cpu/lakeside.tif", "-n")
     assert run.returncode == 0, run.stderr[-3000:]
     job = run.stdout.split("rule predict_area:")[1].split("jobid")[0]
     assert "results/maps/unet/cpu/lakeside.tif" in job
     assert ("lakeside_confidence.tif" in job) is confidence
+    assert ("lakeside_probabilities.tif" in job) is probabilities
 
 
 @pytest.mark.slow

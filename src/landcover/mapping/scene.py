@@ -34,6 +34,7 @@ from landcover.mapping.writer import (
     colormap,
     gdal_env,
     labels_from_probs,
+    probabilities_percent,
     tiled_profile,
 )
 from landcover.models import Scorer, load
@@ -77,6 +78,7 @@ def predict_scene(
     batch_size: int,
     threads: int = 1,
     confidence: str | Path | None = None,
+    probabilities: str | Path | None = None,
     tags: Mapping[str, object] | None = None,
     progress: bool | None = None,
 ) -> None:
@@ -101,6 +103,8 @@ def predict_scene(
         threads: GDAL threads (decoding the image, compressing the COG).
         confidence: optional path of a confidence COG (uint8, max probability in %,
             nodata 255).
+        probabilities: optional path of a probability COG: one band per class (in class
+            order, described by its name), uint8 percent, nodata 255.
         tags: extra dataset tags (provenance).
         progress: progress bar (``None``: on a terminal only).
 
@@ -139,7 +143,8 @@ def predict_scene(
             batch_size=batch_size,
             progress=progress,
         )
-        _write_maps(src, blocks, out, confidence, classes, values, all_tags, window)
+        outputs = {"map": out, "confidence": confidence, "probabilities": probabilities}
+        _write_maps(src, blocks, outputs, classes, values, all_tags, window)
         width, height = src.width, src.height
     log.info("wrote map %s (%d x %d px)", out, width, height)
 
@@ -147,49 +152,60 @@ def predict_scene(
 def _write_maps(
     src: rasterio.DatasetReader,
     blocks: Iterator[Strip],
-    out: str | Path,
-    confidence: str | Path | None,
+    outputs: Mapping[str, str | Path | None],
     classes: ClassMap,
     values: Values,
     tags: Mapping[str, str],
     window: int,
 ) -> None:
-    """Write the blocks' map (and confidence) into tiled GeoTIFFs, then into COGs, atomically."""
+    """Write the blocks into tiled GeoTIFFs, then into COGs, each atomically.
+
+    ``outputs``: ``map`` (the class map), and ``confidence`` and ``probabilities`` when
+    not None (the winning class's probability; every class's, one band each), in percent.
+    """
     table, nodata = class_values(classes, values)
+    names = list(classes.names)
+    layers = {  # name -> (nodata, band descriptions, overview resampling)
+        "map": (nodata, ["class"], "mode"),
+        "confidence": (CONFIDENCE_NODATA, ["confidence (max class probability, %)"], "average"),
+        "probabilities": (CONFIDENCE_NODATA, names, "average"),  # QGIS shows the names
+    }
+    wanted = [name for name in layers if outputs.get(name)]
     with ExitStack() as stack:
-        final = stack.enter_context(atomic_path(out))
+        finals = {name: stack.enter_context(atomic_path(outputs[name])) for name in wanted}
         work = Path(
-            stack.enter_context(tempfile.TemporaryDirectory(dir=final.parent, prefix=".predict-"))
+            stack.enter_context(
+                tempfile.TemporaryDirectory(dir=finals["map"].parent, prefix=".predict-")
+            )
         )
-        tmp_map, tmp_conf = work / "map.tif", work / "confidence.tif"
-        with ExitStack() as writers:
-            dst = writers.enter_context(rasterio.open(tmp_map, "w", **tiled_profile(src, nodata)))
-            dst.write_colormap(1, colormap(classes, values))
-            dst.set_band_description(1, "class")
-            dst.update_tags(**tags)
-            maps = TileRowWriter(dst, window)
-            confs = None
-            if confidence:
-                cdst = writers.enter_context(
-                    rasterio.open(tmp_conf, "w", **tiled_profile(src, CONFIDENCE_NODATA))
-                )
-                cdst.set_band_description(1, "confidence (max class probability, %)")
-                cdst.update_tags(**{**tags, "units": "percent"})
-                confs = TileRowWriter(cdst, window)
+        with ExitStack() as files:
+            writers = {}
+            for name in wanted:
+                layer_nodata, descriptions, _ = layers[name]
+                profile = tiled_profile(src, layer_nodata, len(descriptions))
+                dst = files.enter_context(rasterio.open(work / f"{name}.tif", "w", **profile))
+                if name == "map":
+                    dst.write_colormap(1, colormap(classes, values))
+                for band, description in enumerate(descriptions, start=1):
+                    dst.set_band_description(band, description)
+                dst.update_tags(**tags, **({} if name == "map" else {"units": "percent"}))
+                writers[name] = TileRowWriter(dst, window)
             for block in blocks:
                 vals, conf = labels_from_probs(
-                    block.probs, block.valid, table, nodata, confidence=confs is not None
+                    block.probs, block.valid, table, nodata, confidence="confidence" in writers
                 )
-                maps.add(vals, block.row, block.col)
-                if confs is not None and conf is not None:
-                    confs.add(conf, block.row, block.col)
-            maps.flush()
-            if confs is not None:
-                confs.flush()
-        to_cog(tmp_map, final, resampling="mode")
-        if confidence:
-            with atomic_path(confidence) as conf_final:
-                to_cog(tmp_conf, conf_final, resampling="average")
+                writers["map"].add(vals, block.row, block.col)
+                if conf is not None:
+                    writers["confidence"].add(conf, block.row, block.col)
+                if "probabilities" in writers:
+                    percent = probabilities_percent(block.probs, block.valid)
+                    writers["probabilities"].add(percent, block.row, block.col)
+            for writer in writers.values():
+                writer.flush()
+        for name in wanted:  # the map last: its presence says the others are complete
+            if name != "map":
+                to_cog(work / f"{name}.tif", finals[name], resampling=layers[name][2])
+        to_cog(work / "map.tif", finals["map"], resampling="mode")
 
 
 def predict_area(
@@ -205,6 +221,7 @@ def predict_area(
     settings: Mapping[str, Any],
     threads: int,
     confidence: str | Path | None = None,
+    probabilities: str | Path | None = None,
 ) -> None:
     """Map one area with a trained model of any kind (the ``predict_area`` rule).
 
@@ -221,6 +238,7 @@ def predict_area(
             ``overlap``, ``batch_size``).
         threads: the rule's threads.
         confidence: optional confidence COG path.
+        probabilities: optional per-class probability COG path.
 
     Raises:
         ConfigError: when the model's classes differ from the config's.
@@ -248,6 +266,7 @@ def predict_area(
         batch_size=settings["batch_size"],
         threads=threads,
         confidence=confidence,
+        probabilities=probabilities,
         # where it ran, which may differ from the job's device (the pixel kind runs on the CPU)
         tags={
             "model": str(model),

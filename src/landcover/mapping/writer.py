@@ -105,17 +105,23 @@ def labels_from_probs(
     return values, conf
 
 
-def tiled_profile(src: rasterio.DatasetReader, nodata: int) -> dict[str, object]:
-    """Profile of a one-band uint8 raster on ``src``'s grid, before its COG.
+def probabilities_percent(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Probabilities ``(K, h, w)`` as uint8 percent; :data:`CONFIDENCE_NODATA` where invalid."""
+    percent = np.rint(np.asarray(probs) * 100).astype(np.uint8)
+    return np.where(valid, percent, np.uint8(CONFIDENCE_NODATA)).astype(np.uint8)
+
+
+def tiled_profile(src: rasterio.DatasetReader, nodata: int, count: int = 1) -> dict[str, object]:
+    """Profile of a uint8 raster of ``count`` bands on ``src``'s grid, before its COG.
 
     ZSTD level 1: the intermediate is written once and read once by :func:`to_cog`, so the
     cheapest codec that keeps it small.
     """
-    return gtiff_profile(src.crs, src.transform, src.shape, 1, "uint8", nodata, codec="zstd")
+    return gtiff_profile(src.crs, src.transform, src.shape, count, "uint8", nodata, codec="zstd")
 
 
 class TileRowWriter:
-    """Collect blocks of a one-band uint8 raster and write them a row of tiles at a time.
+    """Collect blocks of a uint8 raster and write them a row of tiles at a time.
 
     Blocks arrive in row-major order (:func:`iter_probability_blocks`); rows are written
     once every tile they touch is complete, so GDAL compresses each tile once instead of
@@ -127,22 +133,22 @@ class TileRowWriter:
         """Prepare a buffer for up to ``rows`` rows of finished blocks past a row of tiles.
 
         Args:
-            dst: the open raster (band 1 is written).
+            dst: the open raster (all its bands are written).
             rows: the most rows a block spans (the window).
 
         """
         self.dst = dst
-        self.buffer = np.zeros((BLOCKSIZE + rows, dst.width), dtype=np.uint8)
+        self.buffer = np.zeros((dst.count, BLOCKSIZE + rows, dst.width), dtype=np.uint8)
         self.top = 0  # scene row of the buffer's first row
         self.done = 0  # buffer rows whose every column has arrived
 
     def add(self, values: np.ndarray, row: int, col: int) -> None:
-        """Place a block ``(h, w)`` at scene offset ``(row, col)``; flush finished tiles."""
-        h, w = values.shape
+        """Place a block ``(h, w)`` or ``(bands, h, w)`` at ``(row, col)``; flush full tiles."""
+        h, w = values.shape[-2:]
         r = row - self.top
-        if r != self.done or r + h > self.buffer.shape[0]:
+        if r != self.done or r + h > self.buffer.shape[1]:
             raise ValueError(f"block at row {row} does not follow row {self.top + self.done}")
-        self.buffer[r : r + h, col : col + w] = values
+        self.buffer[:, r : r + h, col : col + w] = values
         if col + w == self.dst.width:  # the block ends these rows
             self.done = r + h
             self.flush(self.done // BLOCKSIZE * BLOCKSIZE)
@@ -152,9 +158,9 @@ class TileRowWriter:
         n = self.done if n is None else n
         if n <= 0:
             return
-        self.dst.write(self.buffer[:n], 1, window=Window(0, self.top, self.dst.width, n))
+        self.dst.write(self.buffer[:, :n], window=Window(0, self.top, self.dst.width, n))
         keep = self.done - n
-        self.buffer[:keep] = self.buffer[n : self.done]
+        self.buffer[:, :keep] = self.buffer[:, n : self.done]
         self.top, self.done = self.top + n, keep
 
 
