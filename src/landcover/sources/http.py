@@ -164,7 +164,8 @@ def http_session(settings: HttpSettings) -> requests.Session:
     return session
 
 
-def _network_fix(settings: HttpSettings) -> str:
+def network_fix(settings: HttpSettings) -> str:
+    """The fix a network failure's message ends with (retries tried, what to check)."""
     return (
         f"(tried with {settings.max_retry} HTTP retries). Fix: check the network connection "
         "and the URL (labels.root / imagery.root), then rerun: the job can simply be run "
@@ -190,13 +191,13 @@ def _http_request(
             response.close()
             return response
     except requests.RequestException as err:
-        raise SourceError(f"Cannot reach {what} at {url}: {err} {_network_fix(settings)}") from err
+        raise SourceError(f"Cannot reach {what} at {url}: {err} {network_fix(settings)}") from err
 
 
 def _status_error(what: str, url: str, response: requests.Response, settings: HttpSettings) -> str:
     return (
         f"{what} at {url} answered HTTP {response.status_code} {response.reason} "
-        f"{_network_fix(settings)}"
+        f"{network_fix(settings)}"
     )
 
 
@@ -271,7 +272,8 @@ _GDAL_RETRIED = re.compile(r"HTTP response code: (429|5\d\d)")
 _DEFINITIVE = re.compile(r"HTTP response code: 4\d\d")
 
 
-def _url(path: str) -> str:
+def url_of(path: str) -> str:
+    """The URL of a GDAL ``/vsicurl/`` path (a local path is returned as it is)."""
     return path.removeprefix("/vsicurl/")
 
 
@@ -308,7 +310,7 @@ def gdal_read(
                 delay = settings.retry_delay * 2 ** (attempt - 1)
                 logger.warning(
                     "%s: %s; opening it again in %g s (attempt %d of %d)",
-                    _url(path),
+                    url_of(path),
                     text,
                     delay,
                     attempt + 1,
@@ -318,20 +320,20 @@ def gdal_read(
                 continue
             if remote and _DEFINITIVE.search(text):
                 raise SourceError(
-                    f"{what} at {_url(path)} cannot be fetched: {text}. Fix: check the URL "
+                    f"{what} at {url_of(path)} cannot be fetched: {text}. Fix: check the URL "
                     "(labels.root / imagery.root, the STAC item's asset href)."
                 ) from err
             if remote and _GDAL_RETRIED.search(text):
                 raise SourceError(
-                    f"Cannot read {what} from {_url(path)}: {text} {_network_fix(settings)}"
+                    f"Cannot read {what} from {url_of(path)}: {text} {network_fix(settings)}"
                 ) from err
             if remote:
                 # GDAL's last message often hides the cause ("not recognized as being in a
                 # supported file format" after a failed range request): ask the server, and
                 # raise a SourceError naming the URL if it fails
-                check_remote_readable(_url(path), what, settings)
+                check_remote_readable(url_of(path), what, settings)
             raise DataError(
-                f"Cannot read {what} '{_url(path)}': {text}. The file is missing, corrupt or "
+                f"Cannot read {what} '{url_of(path)}': {text}. The file is missing, corrupt or "
                 "cut off; fix or re-download it (or rebuild the demo bucket)."
             ) from err
     raise AssertionError("unreachable")  # pragma: no cover

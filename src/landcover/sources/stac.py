@@ -40,12 +40,12 @@ from landcover.sources.composite import (
 )
 from landcover.sources.http import (
     HttpSettings,
-    _network_fix,
     gdal_options,
     gdal_path,
     http_retry,
     is_remote,
     join_path,
+    network_fix,
 )
 from landcover.sources.sentinel2 import ASSET_KEYS
 from landcover.sources.windows import read_onto_grid, write_imagery
@@ -371,7 +371,7 @@ def _search_items(
     except (APIError, requests.RequestException, pystac.STACError, OSError) as err:
         raise SourceError(
             f"Area '{area}': the STAC API search at {url} (collection {collection}, bbox "
-            f"{list(bbox)}, datetime {datetime}) failed: {err} {_network_fix(settings)} Also "
+            f"{list(bbox)}, datetime {datetime}) failed: {err} {network_fix(settings)} Also "
             "check imagery.collection."
         ) from err
     logger.info("area %s: %d item(s) found at %s", area, len(items), url)

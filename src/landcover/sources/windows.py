@@ -34,7 +34,7 @@ from landcover.sources.composite import (
     NODATA,
     encode_reflectance,
 )
-from landcover.sources.http import HttpSettings, _url, gdal_read
+from landcover.sources.http import HttpSettings, gdal_read, url_of
 
 logger = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def read_onto_grid(
         with rasterio.open(path) as src:
             if band > src.count:
                 raise DataError(
-                    f"{what} '{_url(path)}' has {src.count} band(s); band {band} was asked "
+                    f"{what} '{url_of(path)}' has {src.count} band(s); band {band} was asked "
                     "for. Check the band list or the file."
                 )
             method = resampling or choose_resampling(src.crs, src.transform, grid)
