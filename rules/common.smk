@@ -133,6 +133,16 @@ def get_eval_maps(wildcards):
     )
 
 
+def get_eval_maps_mmu(wildcards):
+    """The scored areas' maps cleaned to the minimum mapping unit (rule sieve_map)."""
+    return expand(
+        "results/maps/{experiment}/{device}/{area}_mmu.tif",
+        experiment=wildcards.experiment,
+        device=wildcards.device,
+        area=get_eval_areas(),
+    )
+
+
 def get_eval_labels(wildcards):
     """Aligned labels of the scored areas, in the order of get_eval_areas()."""
     return expand("results/aligned/{area}/labels.tif", area=get_eval_areas())
@@ -163,11 +173,14 @@ def get_all_metrics(wildcards):
 
 
 def get_eval_targets():
-    """Per-class IoU tables of every experiment x device."""
+    """Per-class IoU tables of every experiment x device (and of the maps cleaned to the
+    minimum mapping unit, when `predict.min_mapping_unit` is set)."""
+    cleaned = ["mmu/"] if config["predict"]["min_mapping_unit"] else []
     return expand(
-        "results/eval/{experiment}/{device}/per_class_iou.csv",
+        "results/eval/{experiment}/{device}/{variant}per_class_iou.csv",
         experiment=EXPERIMENTS,
         device=DEVICES,
+        variant=["", *cleaned],
     )
 
 

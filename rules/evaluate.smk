@@ -44,6 +44,23 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+use rule evaluate as evaluate_mmu with:
+    # the same scores of the maps cleaned to the minimum mapping unit (predict.min_mapping_unit)
+    input:
+        maps=get_eval_maps_mmu,
+        labels=get_eval_labels,
+        index="results/patches/index.parquet",
+        code=EVALUATE_CODE,
+    output:
+        per_class="results/eval/{experiment}/{device}/mmu/per_class_iou.csv",
+        metrics="results/eval/{experiment}/{device}/mmu/metrics.json",
+        confusion="results/eval/{experiment}/{device}/mmu/confusion.csv",
+    log:
+        "logs/evaluate_mmu/{experiment}/{device}.log",
+    benchmark:
+        "benchmarks/evaluate_mmu/{experiment}/{device}.tsv"
+
+
 rule collect_leaderboard:
     input:
         metrics=get_all_metrics,

@@ -28,3 +28,24 @@ rule predict_area:
         predict=lookup(dpath="predict", within=config),
     script:
         "../scripts/predict_area.py"
+
+
+rule sieve_map:
+    # predict.min_mapping_unit: the map with class regions below the unit merged away
+    input:
+        map="results/maps/{experiment}/{device}/{area}.tif",
+    output:
+        map="results/maps/{experiment}/{device}/{area}_mmu.tif",
+    log:
+        "logs/sieve_map/{experiment}/{device}/{area}.log",
+    benchmark:
+        "benchmarks/sieve_map/{experiment}/{device}/{area}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        size=lookup(dpath="predict/min_mapping_unit", within=config),
+    script:
+        "../scripts/sieve_map.py"

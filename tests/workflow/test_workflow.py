@@ -192,6 +192,23 @@ def test_optional_rasters_follow_the_config(
 
 
 @pytest.mark.slow
+def test_minimum_mapping_unit_scores_raw_and_cleaned_maps(
+    tmp_path, repo_root, run_snakemake, job_counts
+):
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    config["predict"] = {"min_mapping_unit": 4}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = run_snakemake(tmp_path, "per_class_iou", "-n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    held_out = len(config["holdout"]) * 2  # per experiment: unet, pixel
+    assert counts["sieve_map"] == held_out and counts["evaluate_mmu"] == 2
+    assert counts["evaluate"] == 2  # the raw maps are scored too
+    assert "results/eval/unet/cpu/mmu/per_class_iou.csv" in run.stdout
+    assert "results/maps/unet/cpu/lakeside_mmu.tif" in run.stdout
+
+
+@pytest.mark.slow
 def test_bad_config_fails_before_any_job(tmp_path, repo_root, run_snakemake):
     config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
     config["holdout"] = ["atlantis"]
