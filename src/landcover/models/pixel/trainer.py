@@ -96,7 +96,8 @@ def train(
         "verbose": -1,
     }
     train_set = lgb.Dataset(features(x_train, bands), y_train, weight=weights)
-    val_set = lgb.Dataset(features(x_val, bands), y_val, reference=train_set)
+    val_features = features(x_val, bands)
+    val_set = lgb.Dataset(val_features, y_val, reference=train_set)
     losses: dict[str, dict[str, list[float]]] = {}
     start = time.perf_counter()
     booster = lgb.train(
@@ -108,7 +109,7 @@ def train(
         callbacks=[lgb.early_stopping(PATIENCE, verbose=False), lgb.record_evaluation(losses)],
     )
     seconds = time.perf_counter() - start
-    history = _history(booster, features(x_val, bands), y_val, losses, names, seconds)
+    history = _history(booster, val_features, y_val, losses, names, seconds)
     best = int(history.loc[history["val_miou"].idxmax(), "epoch"])
     meta = {
         "kind": "pixel",
