@@ -101,9 +101,34 @@ def get_model_kind(wildcards):
 
 def get_gpus(wildcards):
     """GPUs a job holds: one for cuda jobs of a kind that uses one (profiles may raise
-    train_model's to N); none for a kind that runs on the CPU (the per-pixel model)."""
-    kind = model_kind(EXPERIMENTS[wildcards.experiment]["model"]["kind"])
-    return 1 if wildcards.device == "cuda" and kind.uses_gpu else 0
+    train_model's to N); none for a kind that runs on the CPU (the per-pixel model); an
+    ensemble holds one when one of its members' kinds uses one."""
+    model = EXPERIMENTS[wildcards.experiment]["model"]
+    members = [EXPERIMENTS[m]["model"]["kind"] for m in model["members"]]
+    kinds = [model_kind(kind) for kind in members or [model["kind"]]]
+    return 1 if wildcards.device == "cuda" and any(k.uses_gpu for k in kinds) else 0
+
+
+def get_ensemble_members(wildcards):
+    """The trained models an ensemble averages (train_model's `members` input): its
+    members' best.pt on the same device, in the same chain (a leave-one-area-out fold's
+    own); none for another kind."""
+    members = EXPERIMENTS[wildcards.experiment]["model"]["members"]
+    if "holdout" in wildcards.keys():
+        return expand(
+            LOAO_MODEL,
+            holdout=wildcards.holdout,
+            experiment=members,
+            device=wildcards.device,
+        )
+    return expand(MODEL, experiment=members, device=wildcards.device)
+
+
+def get_ensemble_member_kinds(wildcards):
+    """An ensemble's members as `{experiment, kind}`, in the order of `model.members` (and
+    of get_ensemble_members); none for another kind."""
+    members = EXPERIMENTS[wildcards.experiment]["model"]["members"]
+    return [{"experiment": m, "kind": EXPERIMENTS[m]["model"]["kind"]} for m in members]
 
 
 def optional_map_outputs(stem):

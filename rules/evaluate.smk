@@ -71,6 +71,8 @@ rule collect_leaderboard:
             category="Experiments",
             labels={"table": "leaderboard"},
         ),
+        # the leaderboard as the report's first page shows it (report/workflow.rst)
+        page="results/leaderboard.rst",
     log:
         "logs/collect_leaderboard.log",
     benchmark:
@@ -80,5 +82,7 @@ rule collect_leaderboard:
     threads: 1
     resources:
         mem_mb=500,
+    params:
+        model_kinds={name: exp["model"]["kind"] for name, exp in EXPERIMENTS.items()},
     script:
         "../scripts/collect_leaderboard.py"

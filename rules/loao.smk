@@ -36,6 +36,7 @@ use rule train_model as loao_train_model with:
         **get_patch_stores(),
         index="results/loao/{holdout}/patches/index.parquet",
         class_weights="results/loao/{holdout}/patches/class_weights.json",
+        members=get_ensemble_members,
     output:
         best=LOAO_MODEL,
         last="results/loao/{holdout}/models/{experiment}/{device}/last.pt",
@@ -51,6 +52,7 @@ use rule predict_area as loao_predict_area with:
     input:
         model=LOAO_MODEL,
         image="results/aligned/{holdout}/image.tif",
+        members=get_ensemble_members,
     output:
         **optional_map_outputs(
             "results/loao/{holdout}/maps/{experiment}/{device}/{holdout}"

@@ -5,6 +5,8 @@ rule predict_area:
     input:
         model=MODEL,
         image="results/aligned/{area}/image.tif",
+        # an ensemble reads its members' models
+        members=get_ensemble_members,
     output:
         # predict.confidence: the winning class's probability (0-100), where the map is unsure;
         # predict.probabilities: every class's probability, one band each

@@ -6,6 +6,8 @@ rule train_model:
         **get_patch_stores(),
         index="results/patches/index.parquet",
         class_weights="results/patches/class_weights.json",
+        # an ensemble's members' trained models (model.kind ensemble; none otherwise)
+        members=get_ensemble_members,
     output:
         best=MODEL,
         last="results/models/{experiment}/{device}/last.pt",
@@ -35,5 +37,6 @@ rule train_model:
         bands=lookup(dpath="imagery/bands", within=config),
         classes=lookup(dpath="classes", within=config),
         seed=lookup(dpath="seed", within=config),
+        members=get_ensemble_member_kinds,
     script:
         "../scripts/train_model.py"

@@ -4,6 +4,8 @@ from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])
 out, params = snakemake.output, snakemake.params
+paths = snakemake.input.get("members", [])  # an ensemble's members, else none
+members = [m | {"path": p} for m, p in zip(params.members, paths, strict=False)]
 train(
     params.model["kind"],
     stores=stores(params.areas, snakemake.input.images, snakemake.input.labels),
@@ -18,4 +20,5 @@ train(
     threads=snakemake.threads,
     seed=params.seed,
     processes=snakemake.resources.gpu if snakemake.wildcards.device == "cuda" else 1,
+    members=members,
 )

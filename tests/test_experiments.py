@@ -50,3 +50,58 @@ def test_grid_is_the_cartesian_product_with_readable_names():
 def test_unknown_keys_are_errors(experiments, grid, message):
     with pytest.raises(ConfigError, match=message):
         experiment_table(BASE, experiments, grid)
+
+
+ENSEMBLE_BASE = {
+    "model": {"kind": "segmentation", "arch": "unet", "members": []},
+    "training": {"lr": 0.001},
+}
+TWO = {"unet": {}, "pixel": {"model": {"kind": "pixel"}}}
+
+
+def ensemble_of(*members: str) -> dict:
+    return {"model": {"kind": "ensemble", "members": list(members)}}
+
+
+def test_an_ensemble_names_other_experiments():
+    table = experiment_table(ENSEMBLE_BASE, TWO | {"ensemble": ensemble_of("unet", "pixel")})
+    assert table["ensemble"]["model"]["members"] == ["unet", "pixel"]
+    assert table["unet"]["model"]["members"] == []
+
+
+def test_in_a_grid_an_ensemble_averages_its_members_in_the_same_combination():
+    experiments = TWO | {"ensemble": ensemble_of("unet", "pixel")}
+    table = experiment_table(ENSEMBLE_BASE, experiments, {"training.lr": [0.1, 0.2]})
+    assert table["ensemble_lr-0.2"]["model"]["members"] == ["unet_lr-0.2", "pixel_lr-0.2"]
+    assert table["unet_lr-0.2"]["model"]["members"] == []
+
+
+@pytest.mark.parametrize(
+    ("experiments", "message"),
+    [
+        ({"ensemble": ensemble_of("unet")}, r"at least 2 different experiments"),
+        ({"ensemble": ensemble_of()}, r"at least 2 different experiments"),
+        ({"ensemble": ensemble_of("unet", "unet")}, r"each listed once"),
+        ({"ensemble": ensemble_of("unet", "ensemble")}, r"'ensemble' is the ensemble itself"),
+        ({"ensemble": ensemble_of("unet", "fpn")}, r"'fpn' is not an experiment"),
+        (
+            {"inner": ensemble_of("unet", "pixel"), "outer": ensemble_of("unet", "inner")},
+            r"experiments.outer.model.members: 'inner' is itself an ensemble",
+        ),
+        (
+            {"forgot": {"model": {"members": ["unet", "pixel"]}}},
+            r"experiments.forgot.model.members is \['unet', 'pixel'\] but model.kind is "
+            r"'segmentation'.*Set model.kind: ensemble",
+        ),
+    ],
+)
+def test_bad_ensemble_members_name_the_key_and_the_fix(experiments, message):
+    with pytest.raises(ConfigError, match=r"experiments\.\w+\.model\.members") as error:
+        experiment_table(ENSEMBLE_BASE, TWO | experiments)
+    assert error.match(message)
+
+
+def test_a_grid_that_makes_members_of_a_network_is_an_error():
+    grid = {"model.kind": ["segmentation"]}  # the ensemble too becomes a network
+    with pytest.raises(ConfigError, match=r"experiment_grid: experiments\.ensemble_kind-"):
+        experiment_table(ENSEMBLE_BASE, TWO | {"ensemble": ensemble_of("unet", "pixel")}, grid)

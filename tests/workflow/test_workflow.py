@@ -160,6 +160,25 @@ def test_report_holds_figures_and_the_per_class_table(workdir, run_snakemake):
     html = (workdir / "report.html").read_text()
     assert "per_class_iou.csv" in html and "per_class_iou.png" in html
     assert "area_lakeside.png" in html and "learning_curves.png" in html
+    # the first page (the workflow description) shows the leaderboard and the caveat
+    first = first_page(html)
+    assert "agreement with the reference labels" in first and "77 %" in first
+    assert "best mIoU on top" in first and "IoU per class" in first
+    board = pd.read_csv(workdir / "results/experiments.csv")
+    assert {"model_kind", "iou_water"} <= set(board.columns)
+    best, second = (f'<tt class="docutils literal">{e}</tt>' for e in board["experiment"][:2])
+    assert best in first and first.index(best) < first.index(second)
+    assert "No leaderboard" not in first
+    # a report without the leaderboard (another target) says so instead of failing
+    run = run_snakemake(workdir, "--report", "data.html", "data")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "No leaderboard in this report yet" in first_page((workdir / "data.html").read_text())
+
+
+def first_page(html: str) -> str:
+    """The workflow description of a Snakemake report (its first page), as HTML."""
+    line = next(x for x in html.splitlines() if x.strip().startswith("var workflow_desc ="))
+    return json.loads(line.split("=", 1)[1].strip().rstrip(";"))
 
 
 @pytest.mark.slow
@@ -252,3 +271,69 @@ def test_snakefmt_is_clean(repo_root):
         timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+ENSEMBLE = {"model": {"kind": "ensemble", "members": ["unet", "pixel"]}}
+"""The ensemble of the default experiments (the U-Net and the per-pixel baseline)."""
+
+
+@pytest.fixture(scope="module")
+def ensemble_workdir(workdir, tmp_path_factory, run_snakemake) -> tuple[Path, str]:
+    """A copy of the tiny run with an ensemble of its two experiments added, run again."""
+    copy = tmp_path_factory.mktemp("ensemble") / "run"
+    shutil.copytree(workdir, copy, symlinks=True)  # keeps mtimes: nothing else reruns
+    config = yaml.safe_load((copy / "config.yaml").read_text())
+    # the run's experiments (the schema's default when the config names none) and the ensemble
+    named = config.get("experiments") or {"unet": {}, "pixel": {"model": {"kind": "pixel"}}}
+    config["experiments"] = {**named, "ensemble": ENSEMBLE}
+    (copy / "ensemble.yaml").write_text(yaml.safe_dump(config))
+    run = run_snakemake(copy, config="ensemble.yaml")
+    assert run.returncode == 0, run.stderr[-4000:]
+    return copy, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_an_ensemble_is_trained_mapped_and_scored_like_the_others(ensemble_workdir, tiny_config):
+    run, log = ensemble_workdir
+    trained = log.split("rule train_model:")[1:]
+    assert len(trained) == 1 and "experiment=ensemble" in trained[0]  # members are not retrained
+    meta = json.loads((run / "results/models/ensemble/cpu/hardware.json").read_text())
+    assert meta["members"] == ["unet", "pixel"]
+    for area in tiny_config()["areas"]:
+        path = run / f"results/maps/ensemble/cpu/{area}.tif"
+        assert cog_validate(str(path))[0]
+        with (
+            rasterio.open(path) as map_,
+            rasterio.open(run / f"results/maps/unet/cpu/{area}.tif") as unet,
+        ):
+            assert map_.profile == unet.profile and map_.colormap(1) == unet.colormap(1)
+            assert map_.tags()["experiment"] == "ensemble" and map_.tags()["device"] == "cpu"
+    metrics = json.loads((run / "results/eval/ensemble/cpu/metrics.json").read_text())
+    assert 0 <= metrics["miou"] <= 1
+    board = pd.read_csv(run / "results/experiments.csv")
+    assert set(board["experiment"]) == {"unet", "pixel", "ensemble"}
+    assert (run / "results/figures/ensemble/cpu/learning_curves.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_an_ensemble_holds_a_gpu_when_a_member_does(tmp_path, tiny_config, run_snakemake):
+    experiments = {
+        "unet": {},
+        "pixel": {"model": {"kind": "pixel"}},
+        "trees": {"model": {"kind": "pixel", "trees": 50}},
+        "ensemble": ENSEMBLE,
+        "forest": {"model": {"kind": "ensemble", "members": ["pixel", "trees"]}},
+    }
+    config = tiny_config(experiments=experiments, devices=["cuda"])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = run_snakemake(tmp_path, "-n", "models")
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = {
+        job.split("experiment=")[1].split(",")[0]: job
+        for job in run.stdout.split("rule train_model:")[1:]
+    }
+    assert (
+        "results/models/unet/cuda/best.pt, results/models/pixel/cuda/best.pt"
+        in (jobs["ensemble"].split("output:")[0])
+    )  # the members' models are inputs: trained first, on the same device
+    assert "gpu=1" in jobs["ensemble"] and "gpu=0" in jobs["forest"]

@@ -5,7 +5,8 @@ A model kind is a package or module with:
 - ``train(*, stores, index, class_weights, outputs, bands, classes, model, training,
   device, threads, seed, processes) -> dict``: trains on the patch stores and writes the
   declared outputs (:class:`Outputs`: best and last artefacts, ``history.csv``,
-  ``hardware.json``);
+  ``hardware.json``); a kind that combines trained experiments (``ensemble``) also takes
+  ``members``;
 - ``load(path, device) -> Scorer``: a trained artefact as a :class:`Scorer` for the
   mapping engine;
 - ``uses_gpu``: whether a ``cuda`` job of the kind holds a GPU (the rules' ``gpu``
@@ -20,6 +21,7 @@ and evaluation do not change. The contract is in ``docs/contracts.md``.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -78,6 +80,7 @@ class Outputs:
 KINDS: dict[str, str] = {
     "segmentation": "landcover.models.segmentation",
     "pixel": "landcover.models.pixel",
+    "ensemble": "landcover.models.ensemble",
 }
 """``model.kind`` -> the module that implements it (imported on use: the torch-free rules
 of the data half never import a model kind)."""
@@ -95,8 +98,14 @@ def model_kind(kind: str) -> ModuleType:
     return importlib.import_module(KINDS[kind])
 
 
-def train(kind: str, **kwargs: Any) -> dict[str, Any]:
-    """Train a model of ``kind`` (see the module docstring for the arguments)."""
+def train(kind: str, *, members: Sequence[Mapping[str, str]] = (), **kwargs: Any) -> dict[str, Any]:
+    """Train a model of ``kind`` (see the module docstring for the arguments).
+
+    ``members``: the trained experiments an ensemble combines (``{"experiment", "kind",
+    "path"}`` each), passed on only when there are any (only an ensemble has members).
+    """
+    if members:
+        kwargs["members"] = list(members)
     return model_kind(kind).train(**kwargs)
 
 
