@@ -70,5 +70,6 @@ rule class_weights:
         class_names=[c["name"] for c in config["classes"]],
         method=lookup(dpath="class_weights/method", within=config),
         beta=lookup(dpath="class_weights/beta", within=config),
+        max_weight=lookup(dpath="class_weights/max_weight", within=config),
     script:
         "../scripts/class_weights.py"

@@ -8,4 +8,5 @@ class_weights(
     class_names=snakemake.params.class_names,
     method=snakemake.params.method,
     beta=snakemake.params.beta,
+    max_weight=snakemake.params.max_weight,
 )

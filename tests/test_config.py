@@ -12,6 +12,7 @@ import yaml
 
 from landcover.config import area_table, check_config, validated
 from landcover.errors import ConfigError
+from landcover.experiments import experiment_table
 from landcover.grid import area_grid
 
 
@@ -47,7 +48,8 @@ def test_demo_config_is_valid_and_fills_defaults(demo_config):
     assert demo_config["grid"]["crs"] is None  # filled from the schema's default
     areas = area_table(demo_config["areas"])
     check_config(demo_config, areas)
-    assert set(areas) == {"lakeside", "coastal_city", "forest_mosaic", "delta"}
+    assert {"lakeside", "lake_north", "coastal_city", "forest_mosaic", "delta"} <= set(areas)
+    assert len(areas) == 8
 
 
 def test_typo_in_a_key_is_an_error(repo_root):
@@ -156,3 +158,18 @@ def test_brandenburg_config_is_valid_and_its_areas_share_no_pixel(repo_root):
     }
     for a, b in itertools.combinations(boxes, 2):
         assert not boxes[a].intersects(boxes[b]), (a, b)
+
+
+def test_schema_takes_an_ensemble_of_named_experiments(demo_config):
+    experiments = {
+        "unet": {},
+        "pixel": {"model": {"kind": "pixel"}},
+        "ensemble": {"model": {"kind": "ensemble", "members": ["unet", "pixel"]}},
+    }
+    config = validated({**demo_config, "experiments": experiments})
+    assert config["model"]["members"] == []  # the default: no members
+    table = experiment_table(
+        {"model": config["model"], "training": config["training"]}, config["experiments"]
+    )
+    assert table["ensemble"]["model"]["kind"] == "ensemble"
+    assert table["ensemble"]["model"]["members"] == ["unet", "pixel"]

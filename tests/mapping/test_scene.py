@@ -21,6 +21,7 @@ import landcover.io
 import landcover.mapping.writer
 from landcover import models
 from landcover.classes import ClassMap
+from landcover.config import validated
 from landcover.errors import ConfigError, DataError
 from landcover.mapping.scene import predict_area, predict_scene
 from landcover.models.segmentation.data import normalise
@@ -360,15 +361,10 @@ def test_asking_for_cuda_without_it_is_an_error(tmp_path):
 
 
 def area_settings(**settings: object) -> dict[str, object]:
-    """The validated ``predict`` section (schema defaults: 256, 64, 8, codes) with changes."""
-    return {
-        "values": "codes",
-        "window": 256,
-        "overlap": 64,
-        "batch_size": 8,
-        "confidence": False,
-        **settings,
-    }
+    """The validated ``predict`` section (the schema's defaults), without the confidence
+    raster, with changes."""
+    config = validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}})
+    return {**config["predict"], "confidence": False, **settings}
 
 
 def test_predict_area_loads_the_checkpoint(tmp_path, torch_threads):
@@ -388,7 +384,25 @@ def test_predict_area_loads_the_checkpoint(tmp_path, torch_threads):
         threads=1,
     )
     with rasterio.open(out) as ds:
-        assert ds.tags()["model"] == str(ckpt)
+        assert ds.tags()["model"] == str(ckpt) and ds.tags()["tta"] == "none"
+        plain = ds.read(1)
+    augmented = tmp_path / "tta.tif"
+    predict_area(
+        ckpt,
+        src,
+        augmented,
+        kind="segmentation",
+        classes=CLASSES,
+        ignore_codes=[],
+        experiment="e",
+        device="cpu",
+        settings=area_settings(window=32, overlap=8, tta="d4"),
+        threads=1,
+    )
+    with rasterio.open(augmented) as ds:
+        # the same grid and classes; the tag says how it was mapped
+        assert ds.tags()["tta"] == "d4" and ds.read(1).shape == plain.shape
+        assert set(np.unique(ds.read(1))) <= {0, 10, 50, 80}  # class codes or nodata
 
 
 def test_predict_area_checks_the_classes_of_the_checkpoint(tmp_path, torch_threads):

@@ -13,7 +13,7 @@ from affine import Affine
 from scipy import ndimage
 
 from landcover.errors import ConfigError
-from landcover.prepare.split import near_boxes, split_patches
+from landcover.prepare.split import near_boxes, split_patches, unseen_classes
 from landcover.prepare.tiling import patch_windows
 
 SIZE, STRIDE, BLOCK, BUFFER = 32, 24, 64, 8
@@ -184,3 +184,17 @@ def test_undefined_holdout_area(indexes: list[Path], tmp_path: Path) -> None:
 def test_unknown_method(indexes: list[Path], tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"split\.method"):
         split(indexes, tmp_path / "i.parquet", method="random")
+
+
+def test_unseen_classes_names_classes_scored_but_never_trained_on() -> None:
+    index = pd.DataFrame(
+        {
+            "split": ["train", "train", "val", "holdout", "buffer"],
+            "count_water": [5, 0, 3, 2, 0],
+            "count_tree": [0, 0, 0, 7, 9],
+            "count_crop": [1, 0, 0, 0, 0],
+        }
+    )
+    assert unseen_classes(index) == {"tree": 7}
+    index.loc[0, "count_tree"] = 1
+    assert unseen_classes(index) == {}

@@ -30,6 +30,19 @@ def test_inverse_frequency() -> None:
     np.testing.assert_allclose(no_warnings(COUNTS, "inverse_frequency"), expected)
 
 
+def test_sqrt_inverse_frequency() -> None:
+    expected = np.sqrt([70 / 30, 70 / 60, 70 / 120, 0])
+    np.testing.assert_allclose(no_warnings(COUNTS, "sqrt_inverse_frequency"), expected)
+
+
+@pytest.mark.parametrize("method", ["inverse_frequency", "median_frequency", "effective_number"])
+def test_max_weight_caps_every_method_and_keeps_absent_classes_at_zero(method: str) -> None:
+    plain = no_warnings(COUNTS, method)
+    capped = no_warnings(COUNTS, method, max_weight=1.0)
+    np.testing.assert_allclose(capped, np.minimum(plain, 1.0))
+    assert capped[3] == 0 and capped.max() <= 1.0
+
+
 def test_median_frequency() -> None:
     # f = [10/40, 20/30, 40/70] (water appears in both patches: 40 + 30 px); median 4/7
     f = np.array([0.25, 2 / 3, 4 / 7])
@@ -93,7 +106,13 @@ def test_class_weights_json_from_train_rows_only(tmp_path: Path) -> None:
     assert result["classes"] == NAMES
     assert result["counts"] == [10, 20, 40, 0]
     assert result["absent"] == ["mangroves"]
+    assert result["max_weight"] is None
     np.testing.assert_allclose(result["weights"], [70 / 30, 70 / 60, 70 / 120, 0])
+    with pytest.warns(UserWarning, match="mangroves"):
+        class_weights(index, out, NAMES, "inverse_frequency", beta=0.9999, max_weight=2.0)
+    capped = json.loads(out.read_text())
+    assert capped["max_weight"] == 2.0
+    np.testing.assert_allclose(capped["weights"], [2.0, 70 / 60, 70 / 120, 0])
 
 
 def test_class_weights_missing_column(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from landcover.classes import ClassMap
 from landcover.errors import ConfigError, DataError
 from landcover.io import atomic_path, open_raster, to_cog
 from landcover.mapping.engine import Strip, iter_probability_blocks
+from landcover.mapping.tta import augmented
 from landcover.mapping.writer import (
     CONFIDENCE_NODATA,
     TileRowWriter,
@@ -235,7 +236,7 @@ def predict_area(
         experiment: experiment name, for the provenance tags.
         device: the ``{device}`` wildcard: where to run.
         settings: the config's validated ``predict`` section (``values``, ``window``,
-            ``overlap``, ``batch_size``).
+            ``overlap``, ``batch_size``, ``tta``).
         threads: the rule's threads.
         confidence: optional confidence COG path.
         probabilities: optional per-class probability COG path.
@@ -256,7 +257,7 @@ def predict_area(
             "with or retrain."
         )
     predict_scene(
-        scorer,
+        augmented(scorer, settings["tta"]),
         image,
         out,
         classes=class_map,
@@ -272,5 +273,6 @@ def predict_area(
             "model": str(model),
             "experiment": experiment,
             "device": torch.device(scorer.device).type,
+            "tta": settings["tta"],
         },
     )

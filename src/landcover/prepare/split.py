@@ -193,6 +193,23 @@ def _leaking(df: gpd.GeoDataFrame, split: np.ndarray, buffer: int) -> np.ndarray
     return leaking & train
 
 
+def unseen_classes(index: pd.DataFrame) -> dict[str, int]:
+    """Classes with pixels in scored patches (``holdout``, ``val``) but none in ``train``.
+
+    Args:
+        index: a split index with ``split`` and one ``count_<class>`` column per class.
+
+    Returns:
+        class name -> its pixels in the scored patches, for each class no train patch holds.
+
+    """
+    columns = [c for c in index.columns if c.startswith("count_")]
+    train = index.loc[index["split"] == "train", columns].sum()
+    scored = index.loc[index["split"].isin(["holdout", "val"]), columns].sum()
+    unseen = (train == 0) & (scored > 0)
+    return {c.removeprefix("count_"): int(scored[c]) for c in columns if unseen[c]}
+
+
 def split_patches(
     indexes: Sequence[PathLike],
     out: PathLike,
@@ -242,6 +259,14 @@ def split_patches(
     result = assign_splits(merged, holdout, method, block_size, buffer, val_fraction, seed)
     counts = result.groupby(["area", "split"]).size().unstack(fill_value=0)
     log.info("patches per area and split:\n%s", counts.to_string())
+    for name, pixels in unseen_classes(result).items():
+        log.warning(
+            "class '%s' has %d px in the held-out or validation patches but none in a train "
+            "patch: no model can learn it, and its IoU will be 0. Add a training area where "
+            "it occurs, or hold out another area.",
+            name,
+            pixels,
+        )
     with atomic_path(out) as tmp:
         result.to_parquet(tmp)
     return result

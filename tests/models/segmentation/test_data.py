@@ -14,6 +14,7 @@ from landcover.models.segmentation.data import (
     PatchDataset,
     band_stats,
     dihedral,
+    jitter_bands,
     normalise,
     rare_class_weights,
 )
@@ -95,3 +96,36 @@ def test_rare_class_weights_favour_rare_classes():
     w = rare_class_weights(counts, strength=1.0)
     assert w[1] > w[0] == w[2]
     np.testing.assert_allclose(rare_class_weights(counts, 0.0), 1.0)
+
+
+def test_jitter_is_a_seeded_per_band_gain_and_offset_that_keeps_nodata():
+    image = np.full((3, 4, 4), 0.2, np.float32)
+    image[1, 0, 0] = np.nan
+    a, b = jitter_bands(image, 0.05, seed=7), jitter_bands(image, 0.05, seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert np.isnan(a[1, 0, 0]) and np.isfinite(np.delete(a.ravel(), 16)).all()
+    # one gain and offset per band: each band stays flat, the bands move apart
+    per_band = [np.unique(a[i][np.isfinite(a[i])]) for i in range(3)]
+    assert all(len(v) == 1 for v in per_band) and len({float(v[0]) for v in per_band}) == 3
+    assert not np.array_equal(a, jitter_bands(image, 0.05, seed=8))
+
+
+def test_sampler_jitter_adds_seeds_without_changing_order_or_transforms():
+    plain, jittered = EpochSampler(12, seed=1), EpochSampler(12, seed=1, jitter=True)
+    p, j = list(plain), list(jittered)
+    assert [i for i, _ in p] == [i for i, _ in j]
+    assert [c for _, c in p] == [c % 8 for _, c in j]
+    assert all(c >= 8 for _, c in j)
+
+
+def test_dataset_jitters_only_keys_with_a_seed_and_only_when_asked(patch_store):
+    table = pd.read_parquet(patch_store["index"])
+    rows = table[table["area"] == "b"].iloc[[2]]
+    args = (patch_store["stores"], rows, [0.1] * 4, [0.5] * 4)
+    off, on = PatchDataset(*args), PatchDataset(*args, jitter=0.05)
+    seeded = 3 + 8 * 12345  # transform 3, jitter seed 12345
+    np.testing.assert_array_equal(off[(0, seeded)][0], off[(0, 3)][0])
+    np.testing.assert_array_equal(on[(0, 3)][0], off[(0, 3)][0])
+    jittered, label, _ = on[(0, seeded)]
+    assert not np.allclose(jittered.numpy(), off[(0, 3)][0].numpy())
+    np.testing.assert_array_equal(label, off[(0, 3)][1])

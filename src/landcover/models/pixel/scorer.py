@@ -26,9 +26,12 @@ class PixelScorer:
         window_multiple: 1 (any window).
         meta: the artefact's description of itself.
         device: ``"cpu"``, where it runs whatever the job's device.
+        per_pixel: True: each pixel is scored from its own bands (test-time augmentation
+            would change nothing).
 
     """
 
+    per_pixel = True
     channels_last = False
     window_multiple = 1
     device = "cpu"

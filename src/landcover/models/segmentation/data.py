@@ -49,6 +49,20 @@ def normalise(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+def jitter_bands(image: np.ndarray, strength: float, seed: int) -> np.ndarray:
+    """Scale each band by a gain ``N(1, strength)`` and shift it by ``N(0, strength / 10)``.
+
+    A radiometric augmentation: areas, dates and sensors differ by a few percent per
+    band (atmosphere, calibration, phenology), and a network that has seen only its
+    training areas' levels misreads a new area's classes. ``image`` is ``(C, H, W)``
+    reflectance; NaN stays NaN. The same ``seed`` gives the same draw.
+    """
+    rng = np.random.default_rng(seed)
+    gain = rng.normal(1.0, strength, image.shape[0]).astype(np.float32)
+    offset = rng.normal(0.0, strength / 10, image.shape[0]).astype(np.float32)
+    return image * gain[:, None, None] + offset[:, None, None]
+
+
 def dihedral(array: np.ndarray, code: int) -> np.ndarray:
     """Apply dihedral transform ``code`` (0..7) to the last two axes; 0 is the identity."""
     out = np.rot90(array, k=code % 4, axes=(-2, -1))
@@ -98,8 +112,10 @@ def band_stats(
 class PatchDataset(Dataset):
     """Patches of the store, normalised, optionally transformed.
 
-    Items are keyed ``(i, code)``: row ``i`` of ``rows`` and dihedral transform ``code``
-    (chosen by the sampler); a plain ``i`` means no transform. An item is
+    Items are keyed ``(i, code)``: row ``i`` of ``rows`` and the transform ``code``
+    (chosen by the sampler): ``code % 8`` is the dihedral transform, ``code // 8`` (when
+    above 0 and ``jitter`` is set) the seed of the patch's radiometric jitter
+    (:func:`jitter_bands`); a plain ``i`` means no transform. An item is
     ``(image float32 (C, P, P), label uint8 (P, P), i)``; the index lets the training
     loop credit each patch with its loss (hard-example mining).
 
@@ -112,6 +128,7 @@ class PatchDataset(Dataset):
         rows: pd.DataFrame,
         mean: Sequence[float],
         std: Sequence[float],
+        jitter: float = 0.0,
     ) -> None:
         """Create the dataset.
 
@@ -120,6 +137,7 @@ class PatchDataset(Dataset):
             rows: index rows with ``area`` and ``patch`` (row in the area's arrays).
             mean: per-band mean for ``normalise``.
             std: per-band standard deviation.
+            jitter: strength of the radiometric jitter of keys that carry a seed (0: off).
 
         """
         self.stores = dict(stores)
@@ -127,6 +145,7 @@ class PatchDataset(Dataset):
         self.patches = rows["patch"].to_numpy(dtype=np.int64)
         self.mean = [float(v) for v in mean]
         self.std = [float(v) for v in std]
+        self.jitter = float(jitter)
         self._maps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -151,10 +170,14 @@ class PatchDataset(Dataset):
         """Read, normalise and transform one patch."""
         i, code = (key, 0) if isinstance(key, int | np.integer) else key
         images, labels = self._arrays(self.areas[i])
-        image = normalise(images[self.patches[i]], self.mean, self.std)
+        image = images[self.patches[i]]
+        if self.jitter > 0 and code >= N_DIHEDRAL:
+            image = jitter_bands(image, self.jitter, code // N_DIHEDRAL)
+        image = normalise(image, self.mean, self.std)
         label = np.asarray(labels[self.patches[i]])
-        if code:
-            image, label = dihedral(image, code), dihedral(label, code)
+        if code % N_DIHEDRAL:
+            image = dihedral(image, code % N_DIHEDRAL)
+            label = dihedral(label, code % N_DIHEDRAL)
         return (
             torch.from_numpy(np.ascontiguousarray(image)),
             torch.from_numpy(np.array(label)),  # a copy: memory maps are read-only
@@ -206,6 +229,7 @@ class EpochSampler(Sampler):
         base_weights: per-patch sampling weights (``rare_class_weights``), or None.
         hard_fraction: share of draws made in proportion to the patch's loss (0..1).
         augment: draw a random dihedral transform per patch (else identity).
+        jitter: also draw a seed of radiometric jitter per patch (the dataset's ``jitter``).
         rank: this process's rank.
         world_size: number of processes.
 
@@ -218,6 +242,7 @@ class EpochSampler(Sampler):
         base_weights: np.ndarray | None = None,
         hard_fraction: float = 0.0,
         augment: bool = True,
+        jitter: bool = False,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -227,6 +252,7 @@ class EpochSampler(Sampler):
         self.base = None if base_weights is None else np.asarray(base_weights, np.float64)
         self.hard_fraction = float(hard_fraction)
         self.augment = augment
+        self.jitter = jitter
         self.rank = rank
         self.world_size = world_size
         self.epoch = 0
@@ -266,6 +292,8 @@ class EpochSampler(Sampler):
         else:
             order = rng.choice(self.n, size=self.n, replace=True, p=self.probabilities())
         codes = rng.integers(0, N_DIHEDRAL, size=self.n) if self.augment else np.zeros(self.n)
+        if self.jitter:  # drawn last: the order and transforms stay those of no jitter
+            codes = codes + N_DIHEDRAL * rng.integers(1, 2**31, size=self.n)
         total = len(self) * self.world_size
         pad = total - self.n
         if pad:

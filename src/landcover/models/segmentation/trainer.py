@@ -85,6 +85,7 @@ class TrainingSettings:
     dice_weight: float
     focal_gamma: float
     augment: bool
+    jitter: float
     oversample_rare: float
     hard_mining: float
     precision: str
@@ -306,7 +307,7 @@ def _loaders(run: Run, sampler: EpochSampler, batch_size: int) -> tuple[DataLoad
     }
     data = run.data
     train_loader = DataLoader(
-        PatchDataset(run.stores, data.train, data.mean, data.std),
+        PatchDataset(run.stores, data.train, data.mean, data.std, run.cfg.jitter),
         batch_size=batch_size,
         sampler=sampler,
         drop_last=True,
@@ -405,6 +406,7 @@ def _build(run: Run, model_cfg: dict[str, Any], seed: int) -> Parts:
         base,
         cfg.hard_mining,
         cfg.augment,
+        cfg.jitter > 0,
         rank=run.rank,
         world_size=run.world,
     )
