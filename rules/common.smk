@@ -4,8 +4,6 @@ import re
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 # The workflow imports its own package; this makes a plain clone work even before
 # `pip install -e .` (the README's setup installs it anyway).
 SRC = Path(workflow.basedir) / "src"
@@ -15,13 +13,15 @@ from landcover.config import (  # noqa: E402
     area_table,
     check_config,
     check_leave_one_area_out,
+    validate_config,
 )
 from landcover.models import model_kind  # noqa: E402
 from landcover.sources import needs_demo_bucket, source_root  # noqa: E402
 from landcover.experiments import experiment_table  # noqa: E402
 from landcover.evaluation.loao import FOLD_SPLIT_METHOD  # noqa: E402
 
-validate(config, schema="../config/schema.yaml")
+# the schema fills defaults; a failure is one short message naming the key
+validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 AREAS = area_table(config["areas"])
 check_config(config, AREAS)
 DEMO_ROOT = config["demo"]["root"]
@@ -42,7 +42,7 @@ MODEL = "results/models/{experiment}/{device}/best.pt"
 
 
 wildcard_constraints:
-    area="|".join(AREAS),
+    area="|".join(re.escape(name) for name in AREAS),
     holdout="|".join(re.escape(name) for name in AREAS),
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     device="cpu|cuda|mps",

@@ -10,7 +10,7 @@ import rasterio.transform
 import shapely
 import yaml
 
-from landcover.config import area_table, check_config, validated
+from landcover.config import area_table, check_config, validate_config, validated
 from landcover.errors import ConfigError
 from landcover.experiments import experiment_table
 from landcover.grid import area_grid
@@ -135,6 +135,72 @@ def test_unreadable_area_file(tmp_path, demo_config):
         area_table(demo_config["areas"])
 
 
+def test_area_names_from_a_file_obey_the_config_rule(aoi_file, tmp_path):
+    """A name that cannot be a wildcard or a folder ('site(1)') fails naming the file."""
+    bad = tmp_path / "sites.geojson"
+    bad.write_text(aoi_file.read_text().replace('"lake"', '"site(1)"'))
+    with pytest.raises(ConfigError) as info:
+        area_table(str(bad))
+    message = str(info.value)
+    assert "sites.geojson" in message and "'site(1)'" in message
+    assert "letters, digits, '_' and '-'" in message
+
+
+def demo_yaml(repo_root):
+    return yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda c: c.update(patchs=c.pop("patches")),
+            "unknown key `patchs` at the top level; did you mean `patches`?",
+        ),
+        (
+            lambda c: c["areas"]["lakeside"].update(bbx=c["areas"]["lakeside"].pop("bbox")),
+            "unknown key `bbx` in `areas.lakeside`; did you mean `bbox`?",
+        ),
+        (
+            lambda c: c["areas"]["lakeside"].pop("bbox"),
+            "`areas.lakeside` needs exactly one of `bbox` or `file`",
+        ),
+        (lambda c: c.update(patches={"size": 3}), "`patches.size` = 3 is invalid"),
+        (lambda c: c.update(imagery={"kind": "lokal"}), "`imagery.kind` = 'lokal' is invalid"),
+        (lambda c: c["areas"].update({"site(1)": {"bbox": [0, 0, 1, 1]}}), "'site(1)'"),
+    ],
+)
+def test_config_errors_are_one_short_message(repo_root, edit, expected):
+    """The key path, the value and the closest known key, not the schema dump."""
+    config = demo_yaml(repo_root)
+    edit(config)
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    assert expected in message
+    assert len(message) < 400 and "\n" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_validate_config_fills_defaults_in_place(repo_root):
+    config = demo_yaml(repo_root)
+    validate_config(config)
+    assert config["grid"]["crs"] is None and config["labels"]["min_coverage"] == 0.5
+
+
+@pytest.mark.parametrize(
+    ("crs", "message"),
+    [
+        ("EPSG:32A28", r"grid\.crs 'EPSG:32A28' is not a CRS.*e\.g\. EPSG:32628"),
+        ("EPSG:4326", r"grid\.crs 'EPSG:4326' .* geographic CRS.*projected CRS in metres"),
+    ],
+)
+def test_grid_crs_is_checked_up_front(demo_config, crs, message):
+    demo_config["grid"]["crs"] = crs
+    with pytest.raises(ConfigError, match=message):
+        check_config(demo_config, area_table(demo_config["areas"]))
+
+
 def test_config_docs_match_the_schema(repo_root):
     from landcover.configdoc import render
 
@@ -173,3 +239,11 @@ def test_schema_takes_an_ensemble_of_named_experiments(demo_config):
     )
     assert table["ensemble"]["model"]["kind"] == "ensemble"
     assert table["ensemble"]["model"]["members"] == ["unet", "pixel"]
+
+
+def test_wildcards_built_from_names_are_escaped(repo_root):
+    """An area name is matched literally by the wildcard (no regex characters leak in)."""
+    text = (repo_root / "rules" / "common.smk").read_text()
+    block = text.split("wildcard_constraints:", 1)[1].split("\n\n", 1)[0]
+    joined = [line for line in block.splitlines() if '"|".join(' in line]
+    assert joined and all("re.escape(name)" in line for line in joined), joined

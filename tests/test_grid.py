@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from landcover.grid import area_grid, utm_crs, worldcover_tile_name, worldcover_tiles
+from landcover.errors import ConfigError
+from landcover.grid import (
+    area_grid,
+    check_grid_crs,
+    utm_crs,
+    worldcover_tile_name,
+    worldcover_tiles,
+)
 
 
 def test_utm_zone():
@@ -35,3 +42,24 @@ def test_area_grid_is_snapped_and_covers_the_bbox():
     assert left % 60 == 0 and top % 60 == 0
     assert grid.width * 10 == pytest.approx(right - left)
     assert 420 < grid.width < 460 and 430 < grid.height < 470
+
+
+@pytest.mark.parametrize(
+    "crs", [None, "EPSG:32628", "EPSG:3035", "+proj=utm +zone=33 +datum=WGS84"]
+)
+def test_grid_crs_projected_in_metres_is_accepted(crs):
+    assert check_grid_crs(crs) == crs
+
+
+@pytest.mark.parametrize(
+    ("crs", "message"),
+    [
+        ("EPSG:32A28", r"grid\.crs 'EPSG:32A28' is not a CRS that PROJ knows"),
+        ("EPSG:4326", r"grid\.crs 'EPSG:4326' \(WGS 84\) is a geographic CRS \(axis units: degree"),
+        ("EPSG:2263", r"is a projected CRS \(axis units: US survey foot\)"),
+    ],
+)
+def test_grid_crs_names_the_key_and_an_example(crs, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        check_grid_crs(crs)
+    assert "e.g. EPSG:32628" in str(info.value)

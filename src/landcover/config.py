@@ -1,25 +1,36 @@
 """Checks of the validated config that a JSON Schema cannot express, and the area table.
 
-`rules/common.smk` validates the config against `config/schema.yaml` first (types,
-defaults, typos), then calls :func:`area_table` and :func:`check_config` so that a bad
-area, holdout or patch size fails before any job runs, with the key and the fix named.
+`rules/common.smk` validates the config against `config/schema.yaml` first
+(:func:`validate_config`: types, defaults, typos, one short message naming the key),
+then calls :func:`area_table` and :func:`check_config` so that a bad area, holdout,
+grid CRS or patch size fails before any job runs, with the key and the fix named.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import difflib
+import re
+import reprlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from landcover.classes import ClassMap
 from landcover.errors import ConfigError
-from landcover.grid import BBox, area_grid, check_bbox
+from landcover.grid import BBox, area_grid, check_bbox, check_grid_crs
 from landcover.sources import check_source
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 """The one place of every key and default (read from the repository checkout)."""
+
+AREA_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+"""What an area name may hold (the schema's ``areas`` property names): it becomes a
+folder name and the ``{area}`` wildcard."""
 
 
 def validated(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -37,6 +48,96 @@ def validated(config: Mapping[str, Any]) -> dict[str, Any]:
     config = copy.deepcopy(dict(config))
     validate(config, schema=str(SCHEMA))
     return config
+
+
+def validate_config(config: dict[str, Any], schema: str | Path = SCHEMA) -> None:
+    """Validate the workflow's config in place (defaults filled), failing with one short message.
+
+    Snakemake's validator reports the first error with the whole schema (over a thousand
+    lines); this keeps the key path, the bad value and, for an unknown key, the closest
+    known key.
+
+    Raises:
+        ConfigError: e.g. "unknown key `patchs` at the top level; did you mean `patches`?".
+
+    """
+    from jsonschema.exceptions import ValidationError
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(config, schema=str(schema))
+    except WorkflowError as err:
+        cause = err.__context__
+        if not isinstance(cause, ValidationError):
+            raise
+        raise ConfigError(f"Invalid config: {describe_invalid(cause)}") from None
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """One short sentence for a JSON Schema error: where, what value, and the fix."""
+    leaf = max(_terminal_errors(error), key=_relevance)
+    where = _key_path(leaf.absolute_path)
+    docs = "Every key is described in docs/config.md."
+    if leaf.validator == "additionalProperties":
+        return f"{_unknown_keys(leaf, where)} {docs}"
+    if leaf.validator == "oneOf":  # alternatives that each require a key (bbox / file)
+        names = " or ".join(f"`{key}`" for alt in leaf.validator_value for key in alt["required"])
+        return f"`{where}` needs exactly one of {names}. {docs}"
+    if "propertyNames" in leaf.schema_path:
+        return (
+            f"`{where}`: the name {leaf.instance!r} is not allowed ({leaf.message}); "
+            f"names may hold letters, digits, '_' and '-'. {docs}"
+        )
+    value = reprlib.repr(leaf.instance)
+    message = leaf.message if len(leaf.message) <= 200 else leaf.message[:200] + "..."
+    return f"`{where}` = {value} is invalid: {message}. {docs}"
+
+
+def _terminal_errors(error: ValidationError) -> Iterator[ValidationError]:
+    """The errors under ``error`` that say what is wrong (not "valid under none of ...")."""
+    alternatives = error.validator == "oneOf" and all(
+        isinstance(alt, dict) and set(alt) == {"required"} for alt in error.validator_value
+    )
+    if not error.context or alternatives:
+        yield error
+        return
+    for sub in error.context:
+        yield from _terminal_errors(sub)
+
+
+def _relevance(error: ValidationError) -> tuple[bool, bool, int]:
+    """Rank errors: unknown keys first (the usual typo), then the deepest.
+
+    An error of the alternative of the right type comes before a type error of another
+    (``areas`` is a mapping or a file name).
+    """
+    return (
+        error.validator == "additionalProperties",
+        error.validator != "type",
+        len(error.absolute_path),
+    )
+
+
+def _key_path(path: Sequence[str | int]) -> str:
+    """``areas.lakeside.bbox``, ``classes[0].colour``; ``(top level)`` for the root."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "(top level)"
+
+
+def _unknown_keys(error: ValidationError, where: str) -> str:
+    """Name each unknown key of an object and the closest known one."""
+    known = list(error.schema.get("properties", {}))
+    unknown = [key for key in error.instance if key not in known]
+    place = "at the top level" if where == "(top level)" else f"in `{where}`"
+    parts = []
+    for key in unknown:
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(known)}."
+        parts.append(f"unknown key `{key}` {place}; {hint}")
+    return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -93,12 +194,14 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
                 f"areas: '{areas}' must be a readable GeoJSON/GeoPackage with a CRS and a "
                 "`name` column (one feature per area)."
             )
+        check_area_names(frame["name"].tolist(), f"areas: '{areas}'")
         frame = frame.to_crs("EPSG:4326")
         table = {}
         for name, group in frame.groupby("name"):
             west, south, east, north = group.total_bounds
             table[str(name)] = Area(str(name), check_bbox((west, south, east, north), str(name)))
         return table
+    check_area_names(list(areas), "areas")
     table = {}
     for name, spec in areas.items():
         if spec.get("bbox") is not None:
@@ -109,12 +212,29 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
     return table
 
 
+def check_area_names(names: Sequence[Any], where: str) -> None:
+    """Area names must match :data:`AREA_NAME` (as the schema requires of config keys).
+
+    Raises:
+        ConfigError: naming ``where`` (the key or file), the bad names and the rule.
+
+    """
+    bad = [name for name in names if not isinstance(name, str) or not AREA_NAME.match(name)]
+    if bad:
+        shown = ", ".join(sorted({repr(name) for name in bad}))
+        raise ConfigError(
+            f"{where}: area name(s) {shown} are not allowed; a name is "
+            "the `{area}` wildcard and a folder name, so it may hold only letters, digits, "
+            "'_' and '-' (e.g. 'site_1'). Fix: rename the area(s)."
+        )
+
+
 def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
     """Fail early on config values that are valid JSON but not a runnable workflow.
 
     Checks: holdout areas exist and leave an area to train on; the split method has what
-    it needs; the class map is consistent; the patch size fits every area's grid;
-    leave-one-area-out has two areas or more.
+    it needs; the class map is consistent; ``grid.crs`` is a projected CRS in metres;
+    the patch size fits every area's grid; leave-one-area-out has two areas or more.
 
     Raises:
         ConfigError: naming the key (and area) and the fix.
@@ -143,6 +263,7 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
             f"patches.stride ({config['patches']['stride']}) is larger than patches.size "
             f"({size}): pixels between patches would never be used. Use stride <= size."
         )
+    check_grid_crs(config["grid"]["crs"])
     for area in areas.values():
         grid = area_grid(area.bbox, config["grid"]["resolution"], config["grid"]["crs"])
         if min(grid.shape) < size:

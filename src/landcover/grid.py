@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 
 from affine import Affine
+from pyproj import CRS
+from pyproj.exceptions import CRSError
 from rasterio.warp import transform_bounds
 
 from landcover.errors import ConfigError
@@ -91,6 +93,34 @@ def utm_crs(lon: float, lat: float) -> str:
     """The WGS 84 / UTM zone CRS that holds a point (EPSG:326xx north, 327xx south)."""
     zone = min(int((lon + 180) // 6) + 1, 60)
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def check_grid_crs(crs: str | None) -> str | None:
+    """Check ``grid.crs``: null (each area's UTM zone) or a projected CRS in metres.
+
+    Raises:
+        ConfigError: naming ``grid.crs``, the value and an example when it does not
+            parse, or is geographic (degrees) or in other units (the grid's
+            ``resolution`` is in metres).
+
+    """
+    if crs is None:
+        return None
+    example = "Use e.g. EPSG:32628 (WGS 84 / UTM zone 28N), or null for each area's UTM zone."
+    try:
+        parsed = CRS.from_user_input(crs)
+    except CRSError as err:
+        raise ConfigError(
+            f"grid.crs '{crs}' is not a CRS that PROJ knows ({err}). {example}"
+        ) from None
+    units = sorted({axis.unit_name for axis in parsed.axis_info})
+    if not parsed.is_projected or units != ["metre"]:
+        kind = "a projected CRS" if parsed.is_projected else "a geographic CRS"
+        raise ConfigError(
+            f"grid.crs '{crs}' ({parsed.name}) is {kind} (axis units: {', '.join(units)}); "
+            f"the grid needs a projected CRS in metres (grid.resolution is in metres). {example}"
+        )
+    return crs
 
 
 def area_grid(

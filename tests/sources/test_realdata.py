@@ -57,6 +57,7 @@ def stacked(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out=out,
         scale=1e-4,  # BigEarthNet: DN = reflectance x 10000, baseline < 04.00, no offset
         offset=0.0,
+        min_coverage=0.5,
         resolution=10,
     )
     return out
@@ -113,7 +114,9 @@ def test_60m_bands_are_6x6_blocks(stacked: Path) -> None:
 
 def principe_labels(folder: Path) -> Path:
     out = folder / "labels.tif"
-    acquire_labels("principe", PRINCIPE_BBOX, "local", root=str(WORLDCOVER), out=out)
+    acquire_labels(
+        "principe", PRINCIPE_BBOX, "local", root=str(WORLDCOVER), min_coverage=0.5, out=out
+    )
     return out
 
 

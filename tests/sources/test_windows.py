@@ -1,12 +1,18 @@
-"""Windows of label rasters (landcover.sources.windows): snapping, clipping, uint8 codes."""
+"""Windows of rasters (landcover.sources.windows): snapping, clipping, uint8 codes, the
+coverage of an area by a file, files without a CRS."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
+from rasterio.crs import CRS
 
 from landcover.errors import DataError
+from landcover.grid import area_grid
 from landcover.sources import windows as acq
 
 PX = 12000  # WorldCover pixels per degree
@@ -57,3 +63,74 @@ def test_clip_window() -> None:
         0, 5, 6, 10, 0, 2
     )  # fmt: skip
     assert acq.clip_window(Window(10, 0, 5, 5), width=6, height=6) is None
+
+
+BBOX = (-16.50, 15.00, -16.49, 15.01)
+
+
+def test_the_areas_own_grid_covers_all_of_it() -> None:
+    grid = area_grid(BBOX, 10)  # snapped outwards: a file on it covers the whole bbox
+    footprint = acq.Footprint(CRS.from_string(grid.crs), grid.bounds)
+    assert acq.covered_fraction(BBOX, footprint) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("part", "expected"),
+    [
+        ((0.0, 0.0, 0.5, 1.0), 0.5),  # the west half (west, south, east, north as fractions)
+        ((0.0, 0.0, 1.0, 0.25), 0.25),  # the south quarter
+        ((2.0, 0.0, 3.0, 1.0), 0.0),  # beside it
+    ],
+)
+def test_covered_fraction_in_the_files_crs(part, expected) -> None:
+    crs = CRS.from_epsg(32628)
+    west, south, east, north = acq.transform_bounds("EPSG:4326", crs, *BBOX)
+    width, height = east - west, north - south
+    bounds = (
+        west + part[0] * width,
+        south + part[1] * height,
+        west + part[2] * width,
+        south + part[3] * height,
+    )
+    fraction = acq.covered_fraction(BBOX, acq.Footprint(crs, bounds))
+    assert fraction == pytest.approx(expected, abs=0.02)
+
+
+def test_covered_fraction_of_a_lonlat_file() -> None:
+    footprint = acq.Footprint(CRS.from_epsg(4326), (-16.50, 15.00, -16.495, 15.01))
+    assert acq.covered_fraction(BBOX, footprint) == pytest.approx(0.5, abs=1e-6)
+    assert footprint.lonlat == pytest.approx(footprint.bounds)
+
+
+def test_is_all_nodata() -> None:
+    window = acq.LabelWindow(np.zeros((2, 2), np.uint8), Affine.identity(), None, 0, None)
+    assert acq.is_all_nodata(window)
+    nan = acq.LabelWindow(np.full((2, 2), np.nan), Affine.identity(), None, np.nan, None)
+    assert acq.is_all_nodata(nan)
+    window.codes[0, 0] = 3
+    assert not acq.is_all_nodata(window)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+def test_a_raster_without_crs_names_the_file_and_the_command(tmp_path: Path) -> None:
+    path = tmp_path / "bare.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8"
+    ) as dst:  # no CRS, no transform
+        dst.write(np.ones((1, 4, 4), np.uint8))
+    with pytest.raises(DataError) as info:
+        acq.read_footprint(str(path), "labels of area 'a'")
+    message = str(info.value)
+    assert f"'{path}' (labels of area 'a') has no CRS" in message
+    assert f"gdal_edit.py -a_srs EPSG:32628 {path}" in message and "-a_ullr" in message
+    grid = area_grid(BBOX, 10)
+    with pytest.raises(DataError, match=r"bare\.tif' \(band B02\) has no CRS"):
+        acq.read_onto_grid(str(path), grid, "band B02")
+
+
+def test_composite_nodata_advice_stays_for_stac(tmp_path: Path) -> None:
+    grid = area_grid(BBOX, 10)
+    layers = iter([np.full(grid.shape, np.nan, np.float32)])
+    with pytest.raises(DataError, match=r"band B02 of the composite.*imagery\.dates"):
+        acq.write_imagery("a", grid, ["B02"], layers, {}, tmp_path / "i.tif")
+    assert not (tmp_path / "i.tif").exists()

@@ -13,8 +13,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from landcover.classes import IGNORE
@@ -65,6 +67,42 @@ def _open(path: Path, what: str) -> np.ndarray:
             f"Cannot read {what} '{path}': {err}. Rerun tile_area for that area "
             "(snakemake --forcerun tile_area)."
         ) from err
+
+
+class NpyWriter:
+    """Write an ``.npy`` array row by row (first axis) with plain buffered writes.
+
+    Not a memory map (``open_memmap``): its file is sparse until written, so a full disk
+    strikes while a page is stored and SIGBUS kills the process with no message and its
+    temporary files left behind. A plain write fails with ENOSPC instead, which
+    :func:`landcover.io.atomic_path` turns into an error naming the file.
+    """
+
+    def __init__(self, file: BinaryIO, dtype: npt.DTypeLike, shape: Sequence[int]) -> None:
+        """Write the header of a C-ordered ``dtype`` array of ``shape`` to ``file``."""
+        self._file = file
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(n) for n in shape)
+        self.rows = 0
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": self.shape,
+        }
+        np.lib.format.write_array_header_1_0(file, header)
+
+    def append(self, row: np.ndarray) -> None:
+        """Write the next row (cast to the array's type, as assigning into it would)."""
+        data = np.ascontiguousarray(row, dtype=self.dtype)
+        if data.shape != self.shape[1:] or self.rows >= self.shape[0]:
+            raise ValueError(f"row {self.rows} of shape {data.shape} for an array {self.shape}")
+        self._file.write(data.data)
+        self.rows += 1
+
+    def finish(self) -> None:
+        """Check that every row was written (a short file would not load)."""
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.rows} rows written of {self.shape[0]}")
 
 
 def check_labels(stores: Stores, rows: pd.DataFrame, n_classes: int) -> None:

@@ -17,6 +17,7 @@ from rasterio.windows import Window
 from landcover.classes import IGNORE
 from landcover.errors import ConfigError, DataError
 from landcover.io import atomic_path, open_raster
+from landcover.prepare.store import NpyWriter
 
 log = logging.getLogger(__name__)
 
@@ -171,21 +172,17 @@ def tile_area(
             atomic_path(out_labels) as tmp_labels,
             atomic_path(out_index) as tmp_index,
         ):
-            images_npy = np.lib.format.open_memmap(
-                tmp_images, mode="w+", dtype=np.float32, shape=(n, bands, size, size)
-            )
-            labels_npy = np.lib.format.open_memmap(
-                tmp_labels, mode="w+", dtype=np.uint8, shape=(n, size, size)
-            )
-            kept_windows = [(row, col) for row, col, _, _ in kept]
-            for i, (_, _, image_patch, label_patch) in enumerate(
-                _patches(img, lab, kept_windows, size)
-            ):
-                images_npy[i] = image_patch
-                labels_npy[i] = np.where(valid_mask(image_patch, label_patch), label_patch, IGNORE)
-            images_npy.flush()
-            labels_npy.flush()
-            del images_npy, labels_npy
+            # plain writes, not memory maps: a full disk is then an error, not a SIGBUS
+            with tmp_images.open("wb") as file_images, tmp_labels.open("wb") as file_labels:
+                images_npy = NpyWriter(file_images, np.float32, (n, bands, size, size))
+                labels_npy = NpyWriter(file_labels, np.uint8, (n, size, size))
+                kept_windows = [(row, col) for row, col, _, _ in kept]
+                for _, _, image_patch, label_patch in _patches(img, lab, kept_windows, size):
+                    images_npy.append(image_patch)
+                    valid = valid_mask(image_patch, label_patch)
+                    labels_npy.append(np.where(valid, label_patch, IGNORE))
+                images_npy.finish()
+                labels_npy.finish()
             index.to_parquet(tmp_index)
     return index
 

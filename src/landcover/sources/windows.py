@@ -2,8 +2,10 @@
 
 Only the pixels over an area's bbox are read: label sources keep their own pixel grid
 (a window snapped to it, mosaicked across tile borders on the tiles' common grid);
-imagery bands are read through a ``WarpedVRT`` onto the area grid. Writers of the raw
-files (:func:`write_labels`, :func:`write_imagery`) are shared by every source kind.
+imagery bands are read through a ``WarpedVRT`` onto the area grid. A file without a CRS
+is refused (:func:`require_crs`); a file's footprint (:func:`read_footprint`) tells how
+much of an area it covers (:func:`covered_fraction`). Writers of the raw files
+(:func:`write_labels`, :func:`write_imagery`) are shared by every source kind.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import shapely
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import CRSError
+from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
+from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window, from_bounds
 
 from landcover.errors import DataError
@@ -41,6 +47,82 @@ logger = logging.getLogger(__name__)
 
 LABEL_MARGIN = 2
 """Pixels of labels read beyond the bbox on each side."""
+
+COMPOSITE_NODATA_FIX = "widen imagery.dates or raise imagery.max_cloud / imagery.max_items."
+"""What to do when a band of a STAC composite has no clear pixel over an area."""
+
+
+def require_crs(src: DatasetReader, what: str) -> CRS:
+    """The CRS of an open raster, or an error that says how to assign one.
+
+    Raises:
+        DataError: naming the file when it has no CRS (or one GDAL cannot use), with the
+            ``gdal_edit.py`` command that assigns one.
+
+    """
+    path = url_of(src.name)
+    fix = (
+        f"Fix: assign the CRS its coordinates are in, e.g. `gdal_edit.py -a_srs EPSG:32628 "
+        f"{path}` (the EPSG code of your data: its UTM zone, or EPSG:4326 for degrees)"
+    )
+    if src.transform.is_identity:
+        fix += ", and its corner coordinates with `-a_ullr <west> <north> <east> <south>`"
+    if not src.crs:
+        raise DataError(
+            f"'{path}' ({what}) has no CRS, so where it lies is unknown. {fix}; or give the "
+            "file as it came from its source."
+        )
+    try:
+        transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+    except CRSError as err:
+        raise DataError(f"'{path}' ({what}) has a CRS that cannot be used ({err}). {fix}.") from err
+    return src.crs
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Where a raster lies: its CRS and bounds (left, bottom, right, top) in that CRS."""
+
+    crs: CRS
+    bounds: BBox
+
+    @property
+    def lonlat(self) -> BBox:
+        """The bounds as (west, south, east, north) in degrees (an enclosing box)."""
+        west, south, east, north = transform_bounds(
+            self.crs, "EPSG:4326", *self.bounds, densify_pts=21
+        )
+        return (west, south, east, north)
+
+
+def read_footprint(path: str, what: str) -> Footprint:
+    """Open a raster and return its footprint (header only: no pixel is read).
+
+    Raises:
+        DataError: when the file has no CRS (see :func:`require_crs`).
+        RasterioError: when GDAL cannot open it (see :func:`gdal_read`).
+
+    """
+    with rasterio.open(path) as src:
+        return Footprint(require_crs(src, what), tuple(src.bounds))  # type: ignore[arg-type]
+
+
+def covered_fraction(bbox: BBox, footprint: Footprint) -> float:
+    """The fraction of a lon/lat bbox's area that a footprint covers, in the footprint's CRS.
+
+    The bbox's edges are densified before they are projected, so a UTM file that covers
+    exactly the area counts as covering all of it.
+    """
+    west, south, east, north = bbox
+    box = shapely.segmentize(shapely.box(west, south, east, north), (east - west) / 20)
+    try:
+        area = shapely.geometry.shape(transform_geom("EPSG:4326", footprint.crs, box))
+    except (CRSError, ValueError):
+        return 0.0
+    if area.is_empty or not np.isfinite(area.area) or area.area <= 0:
+        return 0.0
+    cover = area.intersection(shapely.box(*footprint.bounds))
+    return float(cover.area / area.area)
 
 
 def snap_window(bounds: BBox, transform: Affine, margin: int = 0) -> Window:
@@ -117,7 +199,8 @@ def read_label_window(path: str, bbox: BBox, margin: int = LABEL_MARGIN) -> Labe
 
     """
     with rasterio.open(path) as src:
-        bounds = transform_bounds("EPSG:4326", src.crs, *bbox, densify_pts=21)
+        crs = require_crs(src, "label raster")
+        bounds = transform_bounds("EPSG:4326", crs, *bbox, densify_pts=21)
         window = snap_window(bounds, src.transform, margin)
         fill = src.nodata if src.nodata is not None else 0
         codes = np.full((int(window.height), int(window.width)), fill, dtype=src.dtypes[0])
@@ -136,6 +219,16 @@ def read_label_window(path: str, bbox: BBox, margin: int = LABEL_MARGIN) -> Labe
             nodata=src.nodata,
             colormap=colormap,
         )
+
+
+def is_all_nodata(window: LabelWindow) -> bool:
+    """Whether a label window holds no code: only the file's nodata (0 without one) or NaN."""
+    codes = window.codes
+    fill = window.nodata if window.nodata is not None else 0
+    missing = np.isnan(codes) if codes.dtype.kind == "f" else np.zeros(codes.shape, bool)
+    if not (isinstance(fill, float) and math.isnan(fill)):
+        missing |= codes == fill
+    return bool(missing.all())
 
 
 def mosaic_windows(windows: Sequence[LabelWindow], what: str) -> LabelWindow:
@@ -256,6 +349,7 @@ def read_onto_grid(
                     f"{what} '{url_of(path)}' has {src.count} band(s); band {band} was asked "
                     "for. Check the band list or the file."
                 )
+            require_crs(src, what)
             method = resampling or choose_resampling(src.crs, src.transform, grid)
             with WarpedVRT(
                 src,
@@ -278,8 +372,27 @@ def write_imagery(
     layers: Any,
     tags: dict[str, str],
     out: str | Path,
+    *,
+    source: str = "the composite",
+    nodata_fix: str = COMPOSITE_NODATA_FIX,
 ) -> None:
-    """Write encoded bands one at a time (``layers`` yields reflectance per band)."""
+    """Write encoded bands one at a time (``layers`` yields reflectance per band).
+
+    Args:
+        area: area id (for messages and tags).
+        grid: the area grid.
+        bands: band names, in output order.
+        layers: yields each band's reflectance (NaN = nodata) on ``grid``.
+        tags: provenance tags.
+        out: the output GeoTIFF.
+        source: what the bands come from, for the message of an all-nodata band.
+        nodata_fix: the fix that message gives (one that fits the source kind).
+
+    Raises:
+        DataError: naming the area and band when a band is entirely nodata (nothing is
+            written).
+
+    """
     profile = gtiff_profile(
         grid.crs,
         grid.transform,
@@ -295,8 +408,7 @@ def write_imagery(
             dn = encode_reflectance(refl)
             if not dn.any():
                 raise DataError(
-                    f"Area '{area}': band {band} of the composite is entirely nodata. Fix: "
-                    "widen imagery.dates or raise imagery.max_cloud / imagery.max_items."
+                    f"Area '{area}': band {band} of {source} is entirely nodata. Fix: {nodata_fix}"
                 )
             dst.write(dn, index)
             dst.set_band_description(index, band)

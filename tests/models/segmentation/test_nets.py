@@ -69,6 +69,7 @@ def test_model_defaults_come_from_the_schema(defaults):
         "encoder_weights": None,
         "trees": 400,  # the pixel kind's keys, beside the network's
         "max_pixels": 60000,
+        "members": [],  # the ensemble kind's
     }
 
 

@@ -20,7 +20,9 @@ import torch
 
 from landcover.config import validated
 from landcover.errors import ConfigError
+from landcover.models.segmentation.data import EpochSampler
 from landcover.models.segmentation.nets import load_model
+from landcover.models.segmentation.resume import initial_state, load_state, save_state
 from landcover.models.segmentation.trainer import train as train_network
 
 DEFAULTS = validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}})
@@ -183,6 +185,47 @@ def test_changed_config_does_not_resume(patch_store, tmp_path, caplog):
         train_model(**run_args(patch_store, tmp_path, training={**TRAINING, "epochs": 1}))
     assert "another configuration" in caplog.text
     assert history(tmp_path)["epoch"].tolist() == [1]
+
+
+def truncate(path: Path) -> None:
+    """Cut a file in half, as a full disk or a crash outside the atomic writer leaves it."""
+    with path.open("r+b") as file:
+        file.truncate(path.stat().st_size // 2)
+
+
+def test_truncated_resume_state_is_not_resumed_from(patch_store, tmp_path, caplog):
+    resume = tmp_path / "resume"
+    resume.mkdir()
+    torch.save({"state_dict": {"w": torch.zeros(10_000)}, "meta": {}}, resume / "last.pt")
+    truncate(resume / "last.pt")
+    with caplog.at_level(logging.WARNING, logger="landcover"):
+        train_model(**run_args(patch_store, tmp_path, training={**TRAINING, "epochs": 1}))
+    assert "cannot resume from" in caplog.text and "starting afresh" in caplog.text
+    assert history(tmp_path)["epoch"].tolist() == [1]
+    assert not resume.exists()
+
+
+def tiny_parts() -> tuple:
+    """A tiny model with its optimiser, schedule, scaler and sampler, as load_state takes."""
+    torch.manual_seed(0)
+    core = torch.nn.Linear(8, 8)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    return core, torch.optim.Adam(core.parameters()), None, scaler, EpochSampler(4, 0)
+
+
+@pytest.mark.parametrize("cut", ["last.pt", "best-0001.pt", None])
+def test_resume_state_loads_whole_or_not_at_all(tmp_path, caplog, cut):
+    """A truncated epoch state, or the best checkpoint it names, is not resumed from."""
+    state = initial_state() | {"epoch": 1, "best_epoch": 1, "best_miou": 0.5}
+    save_state(tmp_path, "id", {}, *tiny_parts(), state, improved=True)
+    if cut is not None:
+        truncate(tmp_path / cut)
+    restored = initial_state()
+    with caplog.at_level(logging.WARNING, logger="landcover"):
+        resumed = load_state(tmp_path, "id", *tiny_parts(), restored)
+    assert resumed == (cut is None)
+    assert restored["epoch"] == (1 if cut is None else 0)
+    assert ("cannot resume" in caplog.text) == (cut is not None)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ declared Snakemake output, so Snakemake does not delete it when a killed job is 
 the rerun continues after the last completed epoch. The declared outputs (best and last
 checkpoints, history, hardware) are written only when training ends, after which the
 resume folder is removed. A resume state from another configuration or another patch
-index (fingerprint mismatch) is discarded with a warning.
+index (fingerprint mismatch), or one that does not load whole (a truncated ``last.pt`` or
+best checkpoint), is discarded with a warning and the run starts afresh.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from landcover.errors import DataError
 from landcover.hardware import (
     describe_hardware,
     write_hardware_json,
@@ -77,16 +79,14 @@ def load_state(
     """Restore a killed run's state in place; False when there is none or it is stale.
 
     A state written with another configuration or patch index (``identity``, see
-    :func:`fingerprint`) is not used; the caller removes it.
+    :func:`fingerprint`), or one that does not load whole, is not used: the run starts
+    afresh and the caller removes the folder.
     """
     path = resume_dir / "last.pt"
     if not path.exists():
         return True
-    ckpt = load_checkpoint(path, map_location="cpu")
-    if ckpt.get("fingerprint") != identity:
-        log.warning(
-            "%s was written with another configuration or patch index: starting afresh", path
-        )
+    ckpt = _readable_state(resume_dir, identity)
+    if ckpt is None:
         return False
     core.load_state_dict(ckpt["state_dict"])
     optimizer.load_state_dict(ckpt["optimizer"])
@@ -99,6 +99,39 @@ def load_state(
         state[key] = ckpt[key]
     log.info("resuming from %s after epoch %d", path, state["epoch"])
     return True
+
+
+STATE_KEYS = ("state_dict", "optimizer", "scheduler", "scaler", "sampler_losses", "rng")
+"""What a resume state holds beside the loop's state (:func:`initial_state`)."""
+
+
+def _readable_state(resume_dir: Path, identity: str) -> dict[str, Any] | None:
+    """The resume state of ``resume_dir``, or None (with a warning) when it is unusable.
+
+    Unusable: it does not load (cut off by a full disk or a crash outside the atomic
+    writer), it lacks a key, it is another run's (``identity``), or the best checkpoint it
+    names does not load. There is no earlier state to fall back to (each epoch's replaces
+    the one before), and continuing from the best checkpoint would lose the optimiser, so
+    the run starts afresh: slower, never silently different.
+    """
+    path = resume_dir / "last.pt"
+    try:
+        ckpt = load_checkpoint(path, map_location="cpu")
+        if ckpt.get("fingerprint") != identity:
+            log.warning(
+                "%s was written with another configuration or patch index: starting afresh",
+                path,
+            )
+            return None
+        missing = [key for key in (*STATE_KEYS, *initial_state()) if key not in ckpt]
+        if missing:
+            raise DataError(f"'{path}' lacks {missing}")
+        if ckpt["best_epoch"] is not None:
+            load_checkpoint(best_path(resume_dir, ckpt["best_epoch"]), map_location="cpu")
+    except DataError as err:
+        log.warning("cannot resume from %s, starting afresh: %s", resume_dir, err)
+        return None
+    return ckpt
 
 
 def save_state(
