@@ -25,6 +25,8 @@ rule make_demo_bucket:
 rule acquire_imagery:
     input:
         bucket=get_demo_bucket,
+        # kind local: the user's file(s), so that replacing one reruns the area
+        local=get_local_files("imagery"),
     output:
         imagery="resources/raw/{area}/imagery.tif",
     log:
@@ -48,6 +50,8 @@ rule acquire_imagery:
 rule acquire_labels:
     input:
         bucket=get_demo_bucket,
+        # kind local: the user's file(s), so that replacing one reruns the area
+        local=get_local_files("labels"),
     output:
         labels="resources/raw/{area}/labels.tif",
     log:

@@ -16,7 +16,11 @@ from landcover.config import (  # noqa: E402
     validate_config,
 )
 from landcover.models import model_kind  # noqa: E402
-from landcover.sources import needs_demo_bucket, source_root  # noqa: E402
+from landcover.sources import (  # noqa: E402
+    needs_demo_bucket,
+    source_inputs,
+    source_root,
+)
 from landcover.experiments import experiment_table  # noqa: E402
 from landcover.evaluation.loao import FOLD_SPLIT_METHOD  # noqa: E402
 
@@ -56,6 +60,13 @@ def get_demo_bucket(wildcards):
 def get_source(section):
     """The `imagery` or `labels` section with its root resolved (demo bucket, default URL)."""
     return config[section] | {"root": source_root(section, config[section], DEMO_ROOT)}
+
+
+def get_local_files(section):
+    """An input function: the local files the `imagery` or `labels` source reads (each
+    band's file of a `{band}` pattern or folder), none for other kinds; replacing one
+    reruns its acquisition and what depends on it."""
+    return lambda wildcards: source_inputs(section, config[section])
 
 
 def get_bbox(wildcards):

@@ -20,7 +20,8 @@ from affine import Affine
 
 from landcover.errors import ConfigError, DataError
 from landcover.grid import area_grid
-from landcover.sources import acquire_imagery, acquire_labels
+from landcover.prepare.align import align_area, local_original
+from landcover.sources import acquire_imagery, acquire_labels, source_inputs
 from landcover.sources.local import match_bands, range_problem
 
 BORDER_BBOX = (-16.51, 14.995, -16.49, 15.005)  # straddles 15 N
@@ -376,3 +377,76 @@ def test_an_unreadable_label_file_names_it_in_one_clean_sentence(tmp_path: Path)
         )
     message = str(info.value)
     assert str(src) in message and ".. " not in message and not message.endswith("..")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def test_local_files_are_the_inputs_of_acquisition(tmp_path: Path) -> None:
+    """Each file a local source reads, so that replacing one reruns its area; no URL, no
+    missing file (acquiring it says what is wrong), nothing for other kinds."""
+    for name in ("scene.tif", "B02.tif", "B03.tif", "T28_B02.tif", "labels.tif"):
+        (tmp_path / name).write_bytes(b"")
+    labels = str(tmp_path / "labels.tif")
+    image = {"kind": "local", "bands": ["B02", "B03"]}
+    assert source_inputs("imagery", image | {"root": str(tmp_path / "scene.tif")}) == [
+        str(tmp_path / "scene.tif")
+    ]
+    assert source_inputs("imagery", image | {"root": str(tmp_path)}) == [
+        str(tmp_path / "B02.tif"),
+        str(tmp_path / "B03.tif"),
+    ]
+    pattern = str(tmp_path / "T28_{band}.tif")  # T28_B03.tif is missing
+    assert source_inputs("imagery", image | {"root": pattern}) == [str(tmp_path / "T28_B02.tif")]
+    assert source_inputs("labels", {"kind": "local", "root": f"file://{labels}"}) == [labels]
+    assert source_inputs("labels", {"kind": "local", "root": "https://x.org/l.tif"}) == []
+    assert source_inputs("labels", {"kind": "local", "root": str(tmp_path / "no.tif")}) == []
+    assert source_inputs("labels", {"kind": "worldcover", "root": labels}) == []
+    assert source_inputs("imagery", {"kind": "stac", "root": labels, "bands": ["B02"]}) == []
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({"kind": "local", "source": '["/data/labels.tif"]'}, "/data/labels.tif"),
+        ({"kind": "local", "source": "/data/T28_{band}.tif"}, "/data/T28_{band}.tif"),
+        ({"kind": "worldcover", "source": '["https://x.org/a.tif"]'}, None),
+        ({"source": "https://earth-search.aws.element84.com/v1"}, None),
+    ],
+)
+def test_local_original(tags: dict[str, str], expected: str | None) -> None:
+    assert local_original(tags) == expected
+
+
+def test_a_stale_copy_names_itself_the_users_file_and_how_to_rebuild_it(tmp_path: Path) -> None:
+    """Labels fixed in place after acquisition: align_area's error is about the copy."""
+    src = tmp_path / "my_labels.tif"
+    write_local_labels(src, np.array([10, 99], dtype=np.uint8), nodata=0)
+    raw = tmp_path / "resources" / "raw" / "delta"
+    acquire_labels("delta", S2_BBOX, "local", root=str(src), min_coverage=0.5, out=raw / "l.tif")
+    write_local_labels(src, np.array([10], dtype=np.uint8), nodata=0)  # fixed, not reacquired
+    image = acquire_local_imagery(
+        write_image(tmp_path / "img.tif", bands_of([500])), raw / "i.tif", ["B04"]
+    )
+    with pytest.raises(DataError) as info:
+        align_area(
+            "delta",
+            S2_BBOX,
+            image,
+            raw / "l.tif",
+            tmp_path / "image.tif",
+            tmp_path / "labels.tif",
+            classes=[{"name": "tree", "codes": [10], "colour": "#006400"}],
+            ignore_codes=[],
+            resolution=10,
+            crs=None,
+            label_resampling="nearest",
+        )
+    message = str(info.value)
+    assert f"'{raw / 'l.tif'}' (the copy of your file '{src}')" in message
+    assert "[99] are not in the class map" in message
+    assert (
+        "`snakemake --forcerun acquire_labels`" in message
+        and f"delete '{raw / 'l.tif'}'" in message
+    )
+    assert not (tmp_path / "labels.tif").exists()

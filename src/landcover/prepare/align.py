@@ -212,22 +212,17 @@ def align_area(
         ):
             image_valid = _write_image(area, images, grid, tmp_image, threads)
             if not image_valid.any():
-                raise DataError(
-                    f"Area '{area}': the imagery {[str(p) for p in paths]} is all nodata on the "
-                    f"area grid after alignment. Delete resources/raw/{area}/ and rerun "
-                    "`acquire_imagery` (widen `imagery.dates` or raise `imagery.max_cloud` if "
-                    f"no clear scene covers it), or check `areas.{area}.bbox`."
-                )
+                raise DataError(_empty_imagery(area, images))
             codes, fill = _warp_labels(area, label_ds, grid, label_resampling, threads)
-            index = class_map.remap(codes, nodata=fill, where=f"Area '{area}', labels '{labels}'")
+            index = _remap(area, class_map, codes, fill, label_ds)
             index = mask_labels(index, image_valid)
             if (index == IGNORE).all():
                 raise DataError(
-                    f"Area '{area}': no pixel of the labels '{labels}' carries a class where the "
-                    "imagery has data (all nodata or ignored codes). Check that the labels "
-                    f"cover `areas.{area}.bbox`, that `ignore_codes` does not hold every code "
-                    f"present, or delete resources/raw/{area}/labels.tif and rerun "
-                    "`acquire_labels`."
+                    f"Area '{area}': no pixel of the labels {_raw_copy(label_ds)} carries a "
+                    "class where the imagery has data (all nodata or ignored codes). Check "
+                    f"that the labels cover `areas.{area}.bbox` and that `ignore_codes` does "
+                    "not hold every code present; a copy made before its source was fixed is "
+                    f"stale: {_rebuild(label_ds, 'acquire_labels')}."
                 )
             _write_labels(tmp_labels, index, grid, class_map, area, label_ds.tags())
     log.info(
@@ -236,6 +231,73 @@ def align_area(
         100 * float(np.mean(index != IGNORE)),
     )
     return grid
+
+
+def local_original(tags: Mapping[str, str]) -> str | None:
+    """The user's file(s) a raw copy was made from, when a local source made it.
+
+    From the copy's tags: ``kind`` is ``local`` and ``source`` is the path (imagery:
+    ``imagery.root``) or a JSON list of paths (labels). None for other kinds.
+    """
+    if tags.get("kind") != "local" or not tags.get("source"):
+        return None
+    source = tags["source"]
+    try:
+        paths = json.loads(source)
+    except ValueError:
+        return source
+    return ", ".join(str(p) for p in paths) if isinstance(paths, list) else source
+
+
+def _raw_copy(ds: rasterio.DatasetReader) -> str:
+    """A raw file for a message: its path and, from a local source, the user's file."""
+    original = local_original(ds.tags())
+    return f"'{ds.name}'" + (f" (the copy of your file '{original}')" if original else "")
+
+
+def _rebuild(ds: rasterio.DatasetReader, rule: str) -> str:
+    """How to make a raw copy again from its source with ``rule`` (``acquire_*``)."""
+    return (
+        f"rebuild it with `snakemake --forcerun {rule}` (with your usual target), or "
+        f"delete '{ds.name}' and rerun"
+    )
+
+
+def _empty_imagery(area: str, images: Sequence[rasterio.DatasetReader]) -> str:
+    """The message of imagery that is all nodata on the area grid, with the kind's fix."""
+    copies = " and ".join(_raw_copy(ds) for ds in images)
+    local = any(local_original(ds.tags()) for ds in images)
+    check = (
+        "check that your file holds data over the area (and that its nodata value is right)"
+        if local
+        else "widen `imagery.dates` or raise `imagery.max_cloud` if no clear scene covers it"
+    )
+    return (
+        f"Area '{area}': the imagery {copies} is all nodata on the area grid after "
+        f"alignment. Fix: {check}, or check `areas.{area}.bbox`; then "
+        f"{_rebuild(images[0], 'acquire_imagery')}."
+    )
+
+
+def _remap(
+    area: str,
+    class_map: ClassMap,
+    codes: np.ndarray,
+    fill: int,
+    labels: rasterio.DatasetReader,
+) -> np.ndarray:
+    """Source codes to class indices; a code missing from the class map names the copy."""
+    try:
+        return class_map.remap(
+            codes, nodata=fill, where=f"Area '{area}', labels {_raw_copy(labels)}"
+        )
+    except DataError as err:
+        if not local_original(labels.tags()):
+            raise
+        raise DataError(
+            f"{err} If you fixed your file since, the copy is stale: "
+            f"{_rebuild(labels, 'acquire_labels')}."
+        ) from None
 
 
 def _check_overlap(
@@ -248,18 +310,19 @@ def _check_overlap(
     """Raise a DataError when a raw file misses the area or the imagery misses the labels."""
     footprints = {}
     for ds in [*images, labels]:
+        rule = "acquire_labels" if ds is labels else "acquire_imagery"
         if ds.crs is None:
             raise DataError(
-                f"Area '{area}': raw file '{ds.name}' has no CRS. Delete it and rerun the "
-                "rule that makes it (`acquire_imagery` / `acquire_labels`)."
+                f"Area '{area}': the raw file {_raw_copy(ds)} has no CRS; the copy is stale or "
+                f"corrupt: {_rebuild(ds, rule)}."
             )
         bounds = transform_bounds(ds.crs, grid.crs, *ds.bounds, densify_pts=21)
         if intersect_bounds(bounds, grid.bounds) is None:
             raise DataError(
-                f"Area '{area}': raw file '{ds.name}' (bounds {tuple(round(v) for v in bounds)} "
-                f"in {grid.crs}) does not overlap the area's bbox {list(bbox)}. The file "
-                f"belongs to another place: delete resources/raw/{area}/ and rerun the acquire "
-                f"rules, or fix `areas.{area}.bbox`."
+                f"Area '{area}': the raw file {_raw_copy(ds)} (bounds "
+                f"{tuple(round(v) for v in bounds)} in {grid.crs}) does not overlap the area's "
+                f"bbox {list(bbox)}. The copy is stale (made for another place): "
+                f"{_rebuild(ds, rule)}; or fix `areas.{area}.bbox`."
             )
         footprints[ds.name] = bounds
     label_bounds = footprints[labels.name]
@@ -267,22 +330,23 @@ def _check_overlap(
         common = intersect_bounds(footprints[ds.name], label_bounds)
         if common is None or intersect_bounds(common, grid.bounds) is None:
             raise DataError(
-                f"Area '{area}': the imagery '{ds.name}' and the labels '{labels.name}' do not "
-                "overlap each other inside the area, so no pixel has both. Delete "
-                f"resources/raw/{area}/ and rerun `acquire_imagery` and `acquire_labels` for "
-                "this area's bbox."
+                f"Area '{area}': the imagery {_raw_copy(ds)} and the labels "
+                f"{_raw_copy(labels)} do not overlap each other inside the area, so no pixel "
+                "has both. A copy is stale (made for another bbox or file): rebuild both with "
+                "`snakemake --forcerun acquire_imagery acquire_labels` (with your usual "
+                f"target), or delete '{ds.name}' and '{labels.name}' and rerun."
             )
 
 
 @contextlib.contextmanager
-def _reading(area: str, path: str) -> Iterator[None]:
+def _reading(area: str, ds: rasterio.DatasetReader, rule: str) -> Iterator[None]:
     """Turn GDAL read failures in the middle of a warp into a DataError with the fix."""
     try:
         yield
     except RasterioError as err:
         raise DataError(
-            f"Area '{area}': cannot read '{path}': {err}. The file is corrupt or truncated; "
-            "delete it and rerun the rule that makes it."
+            f"Area '{area}': cannot read {_raw_copy(ds)}: {err}. The copy is corrupt or "
+            f"truncated: {_rebuild(ds, rule)}."
         ) from err
 
 
@@ -311,7 +375,7 @@ def _write_image(
             for band in range(1, ds.count + 1):
                 out_band += 1
                 dn = np.full(grid.shape, np.nan, dtype=np.float32)
-                with _reading(area, ds.name):
+                with _reading(area, ds, "acquire_imagery"):
                     reproject(
                         source=rasterio.band(ds, band),
                         destination=dn,
@@ -355,7 +419,7 @@ def _warp_labels(
         # No nodata code in the source: fill outside it with a value no uint16 code can take.
         fill = 65536
         codes = np.full(grid.shape, fill, dtype=np.int32)
-    with _reading(area, ds.name):
+    with _reading(area, ds, "acquire_labels"):
         reproject(
             source=rasterio.band(ds, 1),
             destination=codes,

@@ -3,11 +3,13 @@
 A source kind is a module with ``acquire_imagery`` and/or ``acquire_labels``, each taking
 ``(area, bbox, *, <settings>, out)``: the keyword arguments are the keys of the config's
 ``imagery`` / ``labels`` section that the kind reads (plus ``resolution`` for imagery),
-so its signature is its parameter list. It may set ``needs_bucket = True`` (it reads the
-generated demo bucket) and ``DEFAULT_ROOT`` (the public service used when ``root`` is
-null). Adding a kind means one module here and one entry in :data:`IMAGERY` or
-:data:`LABELS` (and its name in the schema's ``kind`` enum); the rules, scripts and
-config checks look kinds up here. The contract is in ``docs/contracts.md``.
+so its signature is its parameter list. It may define ``inputs_imagery`` /
+``inputs_labels`` (the local files it reads, declared as inputs: :func:`source_inputs`),
+set ``needs_bucket = True`` (it reads the generated demo bucket) and ``DEFAULT_ROOT``
+(the public service used when ``root`` is null). Adding a kind means one module here
+and one entry in :data:`IMAGERY` or :data:`LABELS` (and its name in the schema's
+``kind`` enum); the rules, scripts and config checks look kinds up here. The contract is
+in ``docs/contracts.md``.
 """
 
 from __future__ import annotations
@@ -65,6 +67,17 @@ def check_source(section: str, source: Mapping[str, Any]) -> None:
     check = getattr(source_kind(section, source["kind"]), f"check_{section}", None)
     if check is not None:
         check(source)
+
+
+def source_inputs(section: str, source: Mapping[str, Any]) -> list[str]:
+    """The local files a source reads (the kind's ``inputs_{section}``); none for others.
+
+    Inputs of ``acquire_{section}``: replacing one reruns the area's acquisition and what
+    depends on it (Snakemake's mtime trigger; a file under 1 MB only when its checksum
+    changed).
+    """
+    inputs = getattr(source_kind(section, source["kind"]), f"inputs_{section}", None)
+    return inputs(source) if inputs is not None else []
 
 
 def _call(function: Any, area: str, bbox: Sequence[float], settings: Mapping[str, Any]) -> Path:

@@ -87,6 +87,41 @@ def check_labels(source: Mapping[str, Any]) -> None:
         raise ConfigError("labels.root: kind 'local' needs the labels GeoTIFF path.")
 
 
+def inputs_imagery(source: Mapping[str, Any]) -> list[str]:
+    """The local files an imagery source reads: its file, or each band's file.
+
+    ``root`` is one file, a folder of ``<band>.tif`` files or a pattern with ``{band}``
+    (one file per name of ``bands``). Inputs of ``acquire_imagery``, so that replacing a
+    file reruns what depends on it; see :func:`local_files` for what is left out.
+    """
+    root = source.get("root")
+    if not root or is_remote(root):
+        return []
+    bands = list(source.get("bands") or [])
+    if "{band}" in root:
+        return local_files([root.format(band=band) for band in bands])
+    if Path(root).is_dir():  # as _local_bands reads it
+        return local_files([str(Path(root, f"{band}.tif")) for band in bands])
+    return local_files([root])
+
+
+def inputs_labels(source: Mapping[str, Any]) -> list[str]:
+    """The local file a label source reads (an input of ``acquire_labels``)."""
+    root = source.get("root")
+    return [] if not root or is_remote(root) else local_files([root])
+
+
+def local_files(paths: Sequence[str]) -> list[str]:
+    """The paths that are files on this machine, ``file://`` dropped.
+
+    URLs and GDAL's virtual paths (``/vsi...``) are not files Snakemake can watch; a file
+    that does not exist is left out too, so that acquiring it fails with the source's
+    error (naming the key and the fix) instead of Snakemake's bare missing input.
+    """
+    files = (gdal_path(path) for path in paths if not is_remote(path))
+    return [path for path in files if not path.startswith("/vsi") and Path(path).is_file()]
+
+
 def acquire_labels(
     area: str,
     bbox: BBox,
@@ -382,6 +417,7 @@ def _acquire_local_imagery(
         "dates": json.dumps([]),
         "licence": "see the source of the local imagery",
         "area": area,
+        "kind": "local",
     }
     nodata_fix = (
         "check that imagery.root is the image of this area and that its nodata value is "
