@@ -98,6 +98,8 @@ TINY = {
     "split": {"method": "areas+blocks", "block_size": 64, "buffer": 8, "val_fraction": 0.3},
     # a 2 M-parameter timm encoder, built without downloading weights
     "model": {"arch": "unet", "encoder": "tu-mobilenetv3_small_050"},
+    # the network and the baseline (the demo's ensemble is tested on its own)
+    "experiments": {"unet": {}, "pixel": {"model": {"kind": "pixel"}}},
     "training": {"epochs": 2, "batch_size": 4, "patience": 0},
     "predict": {"window": 64, "overlap": 16, "batch_size": 4},
 }
