@@ -58,3 +58,21 @@ def test_users_malloc_settings_win():
     assert probe("tuned", MALLOC_TRIM_THRESHOLD_="131072")["tuned"] is False
     off = probe("tuned", LANDCOVER_TUNE_MALLOC="0")
     assert off["tuned"] is False and off["faults"] > 8192  # glibc's defaults: faults again
+
+
+def test_a_failing_script_prints_its_traceback_once(tmp_path):
+    # the log file holds the traceback (Snakemake prints it for a failed job); the
+    # console gets the error in one line
+    log = tmp_path / "logs" / "job.log"
+    script = (
+        "from landcover.runtime import configure_logging\n"
+        "from landcover.errors import DataError\n"
+        f"configure_logging({str(log)!r})\n"
+        "raise DataError('Area x: the labels are empty. Fix: check labels.root.')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "DataError: Area x: the labels are empty" in run.stderr and str(log) in run.stderr
+    text = log.read_text()
+    assert text.count("Traceback (most recent call last)") == 1 and "DataError" in text

@@ -30,7 +30,13 @@ def configure_logging(log_path: str | Path, level: int = logging.INFO) -> None:
     def excepthook(
         kind: type[BaseException], value: BaseException, tb: TracebackType | None
     ) -> None:
-        logging.getLogger("landcover").error("failed", exc_info=(kind, value, tb))
+        # the traceback goes to the log file only, and the console gets one line:
+        # Snakemake prints a failed job's log (show-failed-logs), so the traceback
+        # shows once, not once from stderr and again from the log
+        record = logging.LogRecord("landcover", logging.ERROR, "", 0, "failed", None, None)
+        record.exc_info = (kind, value, tb)
+        handler.handle(record)
+        print(f"{kind.__name__}: {value} (traceback in {path})", file=sys.stderr)
 
     sys.excepthook = excepthook
 
