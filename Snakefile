@@ -26,6 +26,7 @@ include: "rules/evaluate.smk"
 include: "rules/loao.smk"
 include: "rules/figures.smk"
 include: "rules/bench.smk"
+include: "rules/export.smk"
 
 
 rule all:
@@ -61,6 +62,17 @@ rule per_class_iou:
 rule figures:
     input:
         get_figure_targets(),
+
+
+rule onnx:
+    # segmentation networks as ONNX with a STAC MLM item each (rule export_model)
+    input:
+        expand(
+            "results/models/{experiment}/{device}/{file}",
+            experiment=ONNX_EXPERIMENTS,
+            device=DEVICES,
+            file=["model.onnx", "mlm.json"],
+        ),
 
 
 rule loao:

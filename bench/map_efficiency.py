@@ -36,8 +36,13 @@ The mapping runs twice per round: the map alone (the goal), and the map with its
 confidence raster (``predict.confidence``, on in the demo config), which adds a second
 COG.
 
+``--engine onnx`` also maps the same windows with the model exported to ONNX
+(:func:`landcover.models.segmentation.export.export_onnx`, run by onnxruntime: the
+``predict.engine: onnx`` path) in each round, and prints its speed against torch's.
+
 Usage (from the repository root):
     python bench/map_efficiency.py --threads 2
+    python bench/map_efficiency.py --skip-memory --engine onnx
     python bench/map_efficiency.py --skip-memory --encoder resnet34
     python bench/map_efficiency.py --skip-throughput --large 20000 --small 5000
 """
@@ -65,6 +70,7 @@ from landcover.grid import Grid
 from landcover.hardware import cpu_model
 from landcover.mapping.engine import chunk_shape, strip_memory_bytes, window_starts
 from landcover.mapping.scene import predict_scene
+from landcover.models import Scorer
 from landcover.models.segmentation.scorer import SegmentationScorer
 from landcover.prepare.align import image_profile
 from landcover.runtime import tune_malloc
@@ -283,9 +289,9 @@ def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]
             for n in sizes:
                 model(tensors[n])
 
-    def mapping(confidence: bool) -> None:
+    def mapping(confidence: bool, engine: Scorer = mapper) -> None:
         predict_scene(
-            mapper,
+            engine,
             image,
             work / "throughput_map.tif",
             classes=class_map(args.classes),
@@ -302,6 +308,10 @@ def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]
     raw()  # warm-up: allocator, oneDNN primitives
     mapping(True)
     seconds: dict[str, list[float]] = {"raw": [], "map": [], "conf": []}
+    onnx = onnx_scorer(model, work, args) if args.engine == "onnx" else None
+    if onnx is not None:
+        mapping(False, onnx)  # warm-up
+        seconds["onnx"] = []
     inside = []
     for _ in range(args.rounds):  # interleaved rounds: load on the machine hits all three
         seconds["raw"].append(timed(raw))
@@ -309,12 +319,35 @@ def measure_throughput(args: argparse.Namespace, work: Path) -> dict[str, float]
         seconds["map"].append(timed(lambda: mapping(False)))
         inside.append(timed_model.seconds / seconds["map"][-1])
         seconds["conf"].append(timed(lambda: mapping(True)))
+        if onnx is not None:  # the same windows, mapped by onnxruntime
+            seconds["onnx"].append(timed(lambda: mapping(False, onnx)))
     figures = {"inside": statistics.median(inside), "windows": float(sum(sizes))}
     figures["disk"] = image.stat().st_size / (height * width * bands * 4)
     figures["batches"] = float(len(sizes))
     for key, values in seconds.items():
         figures[key], figures[f"{key}_best"] = statistics.median(values), min(values)
     return figures
+
+
+def onnx_scorer(model: torch.nn.Module, work: Path, args: argparse.Namespace) -> Scorer:
+    """``model`` exported to ONNX (as rule export_model does) as a scorer on the CPU."""
+    from landcover.models.onnx import OnnxScorer
+    from landcover.models.segmentation.export import export_onnx
+    from landcover.models.segmentation.nets import save_checkpoint
+
+    bands = len(args.bands)
+    meta = {
+        "model": {"arch": args.arch, "encoder": args.encoder, "encoder_weights": None},
+        "bands": list(args.bands),
+        "classes": list(class_map(args.classes).names),
+        "in_channels": bands,
+        "mean": [0.15] * bands,
+        "std": [0.1] * bands,
+        "precision": "fp32",
+    }
+    save_checkpoint(work / "bench.pt", {"state_dict": model.state_dict(), "meta": meta})
+    export_onnx(work / "bench.pt", work / "bench.onnx")
+    return OnnxScorer(work / "bench.onnx", "cpu", threads=args.threads)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -332,6 +365,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--engine",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="onnx: also map the same windows with the model exported to ONNX (onnxruntime)",
+    )
     parser.add_argument(
         "--scene",
         type=int,
@@ -396,6 +435,13 @@ def main() -> None:
                 f"  share of predict_scene spent in the model's forward passes: "
                 f"{t['inside']:.3f} (the rest: reading, normalising, blending, writing, COG)"
             )
+            if "onnx" in t:
+                print(
+                    f"onnx engine (onnxruntime):     {t['windows'] / t['onnx_best']:8.2f} "
+                    f"windows/s against torch's {t['windows'] / mapped:.2f} (map alone): "
+                    f"onnx/torch speed {mapped / t['onnx_best']:.3f} (ratio of the medians: "
+                    f"{t['map'] / t['onnx']:.3f}; > 1: onnx faster)"
+                )
         if not args.skip_memory:
             print(
                 f"\nmemory: fresh process per scene; tiny model '{args.memory_model}' (the "

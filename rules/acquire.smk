@@ -28,6 +28,16 @@ rule acquire_imagery:
         # kind local: the user's file(s), so that replacing one reruns the area
         local=get_local_files("imagery"),
     output:
+        # kind stac and demo also write the items used (a copy pins them: imagery.items)
+        # and the clear-look count per pixel, beside the composite
+        **(
+            {
+                "scenes": "resources/raw/{area}/items.json",
+                "clear_count": "resources/raw/{area}/clear_count.tif",
+            }
+            if config["imagery"]["kind"] in ("stac", "demo")
+            else {}
+        ),
         imagery="resources/raw/{area}/imagery.tif",
     log:
         "logs/acquire_imagery/{area}.log",

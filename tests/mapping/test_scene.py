@@ -201,7 +201,12 @@ def test_predict_scene_writes_a_valid_cog_on_the_image_grid(tmp_path):
         assert ds.nodata == 255
         assert (c[nodata] == 255).all()
         assert c[~nodata].min() >= 33 and c[~nodata].max() <= 100
-    assert sorted(p.name for p in out.parent.iterdir()) == ["area.tif", "area_confidence.tif"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "area.qml",  # the class names for QGIS and GDAL (test_legend.py)
+        "area.tif",
+        "area.tif.aux.xml",
+        "area_confidence.tif",
+    ]
 
 
 def test_probability_cog_has_a_band_per_class_summing_to_100(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,16 @@ def test_metadata_is_kept(aligned: dict) -> None:
     assert aligned["colormap"][WATER][:3] == (0, 100, 200)
     assert aligned["colormap"][255][3] == 0
     assert aligned["colorinterp"] == (ColorInterp.palette,)
+
+
+def test_labels_carry_their_class_names_for_qgis_and_gdal(tmp_path: Path, raw: dict) -> None:
+    _, out_labels = run(tmp_path, [raw["b10"], raw["b20"]], raw["labels"], threads=1)
+    style = ET.parse(out_labels.with_suffix(".qml")).getroot()
+    entries = style.findall(".//paletteEntry")
+    assert [e.get("label") for e in entries] == [c["name"] for c in CLASSES]
+    assert [int(e.get("value")) for e in entries] == list(range(len(CLASSES)))
+    pam = (out_labels.parent / f"{out_labels.name}.aux.xml").read_text()
+    assert all(f"<Category>{c['name']}</Category>" in pam for c in CLASSES)
 
 
 def test_10m_bands_are_copied_with_their_scale_and_offset(aligned: dict) -> None:

@@ -79,7 +79,9 @@ def area_of(item: pystac.Item) -> str:
 def test_bucket_layout(bucket: Path, items: list[pystac.Item]) -> None:
     tiles = sorted(p.name for p in (bucket / "v200" / "2021" / "map").iterdir())
     assert tiles == [
+        "ESA_WorldCover_10m_2021_v200_N12W018_InputQuality.tif",
         "ESA_WorldCover_10m_2021_v200_N12W018_Map.tif",
+        "ESA_WorldCover_10m_2021_v200_N15W018_InputQuality.tif",
         "ESA_WorldCover_10m_2021_v200_N15W018_Map.tif",
     ]
     grid = json.loads((bucket / "v200" / "2021" / "esa_worldcover_grid.geojson").read_text())
@@ -175,6 +177,68 @@ def test_labels_are_the_class_map_on_the_worldcover_grid(
     xs, ys = transform("EPSG:4326", area.grid.crs, lon, lat)
     rows, cols = rowcol(area.grid.transform, xs, ys)
     assert (labels == area.codes[rows, cols]).mean() > 0.99
+
+
+def test_input_quality_from_scl_is_pure() -> None:
+    clear, cloud, shadow, edge = 4, 9, 3, 0
+    scl = [
+        np.array([[clear, cloud, edge]], dtype=np.uint8),
+        np.array([[clear, shadow, edge]], dtype=np.uint8),
+        np.array([[clear, clear, clear]], dtype=np.uint8),
+        np.array([[cloud, clear, edge]], dtype=np.uint8),
+    ]
+    bands = bucket_writers.input_quality(scl)
+    np.testing.assert_array_equal(bands[0], [[8, 8, 8]])  # S1: two looks per date
+    np.testing.assert_array_equal(bands[1], [[4, 4, 1]])  # S2 looks: the imaged dates
+    np.testing.assert_array_equal(bands[2], [[25, 50, 0]])  # % cloud, shadow (cirrus)
+
+
+@pytest.mark.parametrize("tile", ["N12W018", "N15W018"])
+def test_input_quality_tile_beside_its_map(bucket: Path, tile: str) -> None:
+    folder = bucket / "v200" / "2021" / "map"
+    quality = folder / f"ESA_WorldCover_10m_2021_v200_{tile}_InputQuality.tif"
+    valid, errors, _ = cog_validate(str(quality))
+    assert valid, errors
+    with rasterio.open(folder / f"ESA_WorldCover_10m_2021_v200_{tile}_Map.tif") as ds:
+        map_bounds = ds.bounds
+    with rasterio.open(quality) as ds:
+        assert ds.count == 3 and ds.dtypes[0] == "int16" and ds.nodata == -1
+        assert ds.crs.to_epsg() == 4326
+        t = ds.transform
+        assert t.a == pytest.approx(0.0005) and t.e == pytest.approx(-0.0005)
+        assert (t.c + 180) * 2000 == pytest.approx(round((t.c + 180) * 2000), abs=1e-6)
+        assert (90 - t.f) * 2000 == pytest.approx(round((90 - t.f) * 2000), abs=1e-6)
+        assert ds.bounds == pytest.approx(map_bounds, abs=1e-9)  # covers the labels
+        s1, looks, invalid = ds.read()
+    known = looks != -1
+    assert known.mean() > 0.5
+    assert set(np.unique(s1[known])) == {2 * N_DATES}
+    assert looks[known].min() >= 0 and looks[known].max() <= N_DATES
+    assert invalid[known].min() >= 0 and invalid[known].max() <= 100
+    assert invalid[known].std() > 5  # clouds vary across the area
+
+
+def test_quality_mask_on_the_demo_bucket(bucket: Path, tmp_path: Path) -> None:
+    from landcover.sources import acquire_labels
+
+    bbox = tuple(AREAS["delta"]["bbox"])
+    removed = []
+    for limit in (100, 50):
+        out = tmp_path / f"labels-{limit}.tif"
+        acquire_labels(
+            "delta",
+            bbox,
+            "worldcover",
+            root=bucket,
+            version="v200",
+            out=out,
+            min_quality={"max_invalid_percent": limit},
+        )
+        with rasterio.open(out) as ds:
+            removed.append(int(ds.tags()["quality_removed"]))
+            size = ds.width * ds.height
+    # no pixel lacks a look; a share of the delta is cloudy on most of the demo's dates
+    assert removed[0] == 0 and 0 < removed[1] < size / 2
 
 
 # --------------------------------------------------------------------------- Sentinel-2
@@ -336,7 +400,7 @@ def test_same_seed_same_bucket_and_rerun_replaces_it(tmp_path: Path) -> None:
     a = make_demo_bucket(tmp_path / "a", areas, DATES, n_dates=2, seed=1)
     b = make_demo_bucket(tmp_path / "b", areas, DATES, n_dates=2, seed=1)
     first, second = arrays(a), arrays(b)
-    assert first.keys() == second.keys() and len(first) == 2 * 11 + 1
+    assert first.keys() == second.keys() and len(first) == 2 * 11 + 2  # + map, quality
     for key in first:
         assert np.array_equal(first[key], second[key]), key
     make_demo_bucket(tmp_path / "a", areas, DATES, n_dates=2, seed=2)  # replaces it

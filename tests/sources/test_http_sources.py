@@ -308,6 +308,8 @@ IMAGERY = {
     "max_items": 4,
     "bands": ["B02", "B05"],
     "resolution": 10,
+    "items": None,
+    "min_clear": 0.5,
 }
 
 

@@ -2,13 +2,16 @@
 
 Fixtures are a static STAC catalog of band GeoTIFFs written by code (10 m and 20 m,
 UTM 28N, pixel edges on 60 m) in the Earth Search layout. A STAC API over HTTP:
-test_http_sources.py.
+test_http_sources.py; here over HTTP only the radiometry guard (items mislabelled as
+Earth Search's are) and the pinned scene lists (a rerun with the API stopped).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from landcover.errors import ConfigError, DataError, SourceError
 from landcover.grid import area_grid
 from landcover.sources import acquire_imagery
 from landcover.sources.sentinel2 import ASSET_KEYS
+from landcover.sources.stac import composite_catalog
 
 S2_BBOX = (-16.50, 15.00, -16.49, 15.01)
 S2_CRS = "EPSG:32628"
@@ -69,10 +73,22 @@ def write_band(path: Path, res: int, values) -> None:
         dst.write(np.asarray(values(x, y), dtype=np.uint16), 1)
 
 
-def make_item(root: Path, item_id: str, day: str, cloud: float, **props) -> pystac.Item:
-    """An item with B02 (10 m), B05 and SCL (20 m) band files beside the catalog."""
+def make_item(
+    root: Path,
+    item_id: str,
+    day: str,
+    cloud: float,
+    offset_in_dn: bool | None = None,
+    scl=None,
+    **props,
+) -> pystac.Item:
+    """An item with B02 (10 m), B05 and SCL (20 m) band files beside the catalog.
+
+    The DN hold the +1000 unless the item says ``earthsearch:boa_offset_applied: true``;
+    ``offset_in_dn`` overrides that (a mislabelled item). ``scl(x, y)``: its own SCL.
+    """
     applied = props.get("earthsearch:boa_offset_applied", False)
-    add = 0 if applied else 1000
+    add = 1000 if (not applied if offset_in_dn is None else offset_in_dn) else 0
     name = item_id.split("_")[0]
     folder = root / "sentinel-s2-l2a-cogs" / item_id
     b02 = B02_REFL.get(name, 0.5)
@@ -83,7 +99,7 @@ def make_item(root: Path, item_id: str, day: str, cloud: float, **props) -> pyst
             dn[in_box(x, y, CLOUD)] = 9000  # bright cloud top
         return dn
 
-    def scl(x, y):
+    def default_scl(x, y):
         out = np.full(x.shape, 4)
         out[in_box(x, y, OVERCAST)] = 8
         if name == "d3":
@@ -92,7 +108,7 @@ def make_item(root: Path, item_id: str, day: str, cloud: float, **props) -> pyst
 
     write_band(folder / "B02.tif", 10, b02_dn)
     write_band(folder / "B05.tif", 20, lambda x, y: np.rint(b05_refl(x, y) * 10000) + add)
-    write_band(folder / "SCL.tif", 20, scl)
+    write_band(folder / "SCL.tif", 20, scl or default_scl)
     ll = transform_bounds(S2_CRS, "EPSG:4326", LEFT - PAD, BOTTOM - PAD, RIGHT + PAD, TOP + PAD)
     item = pystac.Item(
         id=item_id,
@@ -165,6 +181,8 @@ IMAGERY = {
     "max_items": 4,
     "bands": ["B02", "B05"],
     "resolution": 10,
+    "items": None,
+    "min_clear": 0.5,
 }
 
 
@@ -282,4 +300,150 @@ def test_unknown_band_is_a_config_error(stac_bucket: Path, tmp_path: Path) -> No
             root=stac_bucket,
             out=tmp_path / "i.tif",
             **(IMAGERY | {"bands": ["B01"]}),
+        )
+
+
+def test_composite_writes_clear_count_and_items(composite: Path) -> None:
+    x, y = centres()
+    with rasterio.open(composite.with_name("clear_count.tif")) as ds:
+        assert ds.dtypes == ("uint8",) and ds.transform == GRID.transform
+        count = ds.read(1)
+    cloud, overcast = in_box(x, y, CLOUD), in_box(x, y, OVERCAST)
+    assert (count[overcast] == 0).all() and (count[cloud] == 2).all()
+    assert (count[~cloud & ~overcast] == 3).all()
+    record = json.loads(composite.with_name("items.json").read_text())
+    assert record["area"] == "delta" and record["collection"] == "sentinel-2-l2a"
+    entries = {entry["id"]: entry for entry in record["items"]}
+    assert list(entries) == ["d1_applied", "d2", "d3_cloudy"]
+    assert entries["d1_applied"]["offset"] == 0.0 and entries["d2"]["offset"] == -0.1
+    assert entries["d2"]["processing_baseline"] == "05.10"
+    assert entries["d2"]["cloud_cover"] == 20 and entries["d2"]["datetime"].startswith("2024-01-15")
+    assert Path(entries["d2"]["hrefs"]["B05"]).is_file()  # absolute, not relative to the catalog
+
+
+def patchy_scl(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Cloud (9) over the western 70 % of the fixture, clear (4) elsewhere."""
+    split = LEFT + 0.7 * (RIGHT - LEFT)
+    return np.where(x < split, 9, 4)
+
+
+def test_min_clear_fails_naming_area_dates_and_fix(tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    build_catalog(root, [make_item(root, "d2_patchy", "2024-01-15", 5, scl=patchy_scl)])
+    out = tmp_path / "imagery.tif"
+    catalog = {"root": root, "out": out, **IMAGERY}
+    with pytest.raises(DataError) as err:
+        composite_catalog("delta", S2_BBOX, **catalog)  # min_clear 0.5
+    message = str(err.value)
+    assert "Area 'delta': only 29.8%" in message and "2024-01-15" in message
+    assert "widen imagery.dates" in message and "imagery.max_items" in message
+    assert not out.exists() and not out.with_name("clear_count.tif").exists()
+    composite_catalog("delta", S2_BBOX, **(catalog | {"min_clear": 0.25}))
+    with rasterio.open(out.with_name("clear_count.tif")) as ds:
+        count = ds.read(1)
+    assert set(np.unique(count).tolist()) == {0, 1}
+    assert count.mean() == pytest.approx(0.3, abs=0.01)
+
+
+# ------------------------------------------------------------------ over HTTP
+
+
+def served(item: pystac.Item, root: Path, server) -> dict:
+    """The item as a STAC API publishes it: asset hrefs on the loopback file server."""
+    data = item.to_dict(include_self_link=False)
+    for asset in data["assets"].values():
+        asset["href"] = server.url(Path(asset["href"]).relative_to(root))
+    return data
+
+
+def read_all(path: Path) -> tuple[np.ndarray, dict, dict]:
+    with rasterio.open(path) as ds:
+        return ds.read(), ds.profile, ds.tags()
+
+
+def test_mislabelled_offset_is_decided_from_the_data(serve, tmp_path: Path, caplog) -> None:
+    """Flag false but DN without the +1000 (as Earth Search's mislabelled items): read as 0."""
+    root = tmp_path / "bucket"
+    correct = make_item(root, "d2", "2024-01-15", 20)
+    wrong = make_item(root, "d2_mislabelled", "2024-01-15", 20, offset_in_dn=False)
+    assert wrong.properties["earthsearch:boa_offset_applied"] is False
+    outs = {}
+    with serve(root) as server:
+        for item in (correct, wrong):
+            server.add_items(item.id, [served(item, root, server)])
+            outs[item.id] = tmp_path / item.id / "imagery.tif"
+            config = IMAGERY | {"collection": item.id}
+            with caplog.at_level(logging.WARNING, logger="landcover.sources.stac"):
+                acquire_imagery(
+                    "delta", S2_BBOX, "stac", root=server.url(), out=outs[item.id], **config
+                )
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "item d2_mislabelled" in warnings[0]
+    assert "boa_offset_applied=False" in warnings[0] and "100% of its clear B02" in warnings[0]
+    # the same reflectance as the correctly labelled item: B02 0.02 -> DN 1200
+    fixed, _, _ = read_all(outs["d2_mislabelled"])
+    right, _, _ = read_all(outs["d2"])
+    np.testing.assert_array_equal(fixed, right)
+    x, y = centres()
+    assert (right[0][~in_box(x, y, OVERCAST)] == 1200).all()
+    records = {
+        name: json.loads(out.with_name("items.json").read_text())["items"][0]
+        for name, out in outs.items()
+    }
+    assert records["d2_mislabelled"]["offset"] == 0.0
+    assert records["d2_mislabelled"]["offset_metadata"] == -0.1
+    assert records["d2_mislabelled"]["dark_share"] == 1.0
+    assert records["d2"]["offset"] == -0.1 and records["d2"]["dark_share"] == 0.0
+
+
+def test_pinned_rerun_without_the_api_is_byte_identical(serve, tmp_path: Path) -> None:
+    root = tmp_path / "bucket"
+    items = fixture_items(root)
+    (tmp_path / "api").mkdir()
+    first, second = tmp_path / "run1" / "imagery.tif", tmp_path / "run2" / "imagery.tif"
+    with serve(root) as files:
+        with serve(tmp_path / "api") as api:
+            api.add_items("sentinel-2-l2a", [served(item, root, files) for item in items])
+            api_url = api.url()
+            acquire_imagery("delta", S2_BBOX, "stac", root=api_url, out=first, **IMAGERY)
+            assert any(path == "search" for _, path, _ in api.requests)
+        # the API is gone: a search fails, the pinned scene list does not need it
+        with pytest.raises(SourceError, match="STAC API search"):
+            acquire_imagery("delta", S2_BBOX, "stac", root=api_url, out=second, **IMAGERY)
+        pins = tmp_path / "pins"
+        shutil.copytree(first.parent, pins / "delta")
+        files.reset_counts()
+        acquire_imagery(
+            "delta", S2_BBOX, "stac", root=api_url, out=second, **(IMAGERY | {"items": str(pins)})
+        )
+        assert files.requests  # the COGs were read again
+    one, two = read_all(first), read_all(second)
+    np.testing.assert_array_equal(one[0], two[0])
+    assert one[1] == two[1] and one[2] == two[2]
+    assert first.read_bytes() == second.read_bytes()
+    for name in ("clear_count.tif", "items.json"):
+        assert first.with_name(name).read_bytes() == second.with_name(name).read_bytes()
+
+
+def test_pinned_list_of_another_area_is_refused(stac_bucket: Path, tmp_path: Path) -> None:
+    out = tmp_path / "imagery.tif"
+    composite_catalog("delta", S2_BBOX, root=stac_bucket, out=out, **IMAGERY)
+    pins = tmp_path / "pins" / "{area}.json"
+    pins.parent.mkdir()
+    shutil.copy(out.with_name("items.json"), tmp_path / "pins" / "other.json")
+    with pytest.raises(ConfigError, match=r"Area 'other'.*written for area 'delta'"):
+        composite_catalog(
+            "other",
+            S2_BBOX,
+            root=stac_bucket,
+            out=tmp_path / "o.tif",
+            **(IMAGERY | {"items": str(pins)}),
+        )
+    with pytest.raises(ConfigError, match=r"Area 'gone'.*imagery\.items.*cp -r resources/raw"):
+        composite_catalog(
+            "gone",
+            S2_BBOX,
+            root=stac_bucket,
+            out=tmp_path / "g.tif",
+            **(IMAGERY | {"items": str(pins)}),
         )

@@ -26,6 +26,7 @@ from landcover.classes import ClassMap
 from landcover.errors import ConfigError, DataError
 from landcover.io import atomic_path, open_raster, to_cog
 from landcover.mapping.engine import Strip, iter_probability_blocks
+from landcover.mapping.legend import legend_paths, write_legend
 from landcover.mapping.tta import augmented
 from landcover.mapping.writer import (
     CONFIDENCE_NODATA,
@@ -39,6 +40,7 @@ from landcover.mapping.writer import (
     tiled_profile,
 )
 from landcover.models import Scorer, load
+from landcover.models.onnx import OnnxScorer
 from landcover.runtime import tune_malloc
 
 log = logging.getLogger(__name__)
@@ -163,6 +165,8 @@ def _write_maps(
 
     ``outputs``: ``map`` (the class map), and ``confidence`` and ``probabilities`` when
     not None (the winning class's probability; every class's, one band each), in percent.
+    The map's class names go beside it (:func:`~landcover.mapping.legend.write_legend`:
+    ``.tif.aux.xml`` for GDAL, ``.qml`` for QGIS) before it is moved into place.
     """
     table, nodata = class_values(classes, values)
     names = list(classes.names)
@@ -172,41 +176,83 @@ def _write_maps(
         "probabilities": (CONFIDENCE_NODATA, names, "average"),  # QGIS shows the names
     }
     wanted = [name for name in layers if outputs.get(name)]
-    with ExitStack() as stack:
-        finals = {name: stack.enter_context(atomic_path(outputs[name])) for name in wanted}
-        work = Path(
-            stack.enter_context(
-                tempfile.TemporaryDirectory(dir=finals["map"].parent, prefix=".predict-")
-            )
-        )
-        with ExitStack() as files:
-            writers = {}
-            for name in wanted:
-                layer_nodata, descriptions, _ = layers[name]
-                profile = tiled_profile(src, layer_nodata, len(descriptions))
-                dst = files.enter_context(rasterio.open(work / f"{name}.tif", "w", **profile))
-                if name == "map":
-                    dst.write_colormap(1, colormap(classes, values))
-                for band, description in enumerate(descriptions, start=1):
-                    dst.set_band_description(band, description)
-                dst.update_tags(**tags, **({} if name == "map" else {"units": "percent"}))
-                writers[name] = TileRowWriter(dst, window)
-            for block in blocks:
-                vals, conf = labels_from_probs(
-                    block.probs, block.valid, table, nodata, confidence="confidence" in writers
+    try:
+        with ExitStack() as stack:
+            finals = {name: stack.enter_context(atomic_path(outputs[name])) for name in wanted}
+            work = Path(
+                stack.enter_context(
+                    tempfile.TemporaryDirectory(dir=finals["map"].parent, prefix=".predict-")
                 )
-                writers["map"].add(vals, block.row, block.col)
-                if conf is not None:
-                    writers["confidence"].add(conf, block.row, block.col)
-                if "probabilities" in writers:
-                    percent = probabilities_percent(block.probs, block.valid)
-                    writers["probabilities"].add(percent, block.row, block.col)
-            for writer in writers.values():
-                writer.flush()
-        for name in wanted:  # the map last: its presence says the others are complete
-            if name != "map":
-                to_cog(work / f"{name}.tif", finals[name], resampling=layers[name][2])
-        to_cog(work / "map.tif", finals["map"], resampling="mode")
+            )
+            layouts = {name: layers[name][:2] for name in wanted}
+            _write_tiled(src, blocks, work, layouts, classes, values, tags, window)
+            for name in wanted:  # the map last: its presence says the others are complete
+                if name != "map":
+                    to_cog(work / f"{name}.tif", finals[name], resampling=layers[name][2])
+            rgba = classes.colormap()  # by class index
+            write_legend(outputs["map"], table, names, [rgba[i] for i in range(len(names))])
+            to_cog(work / "map.tif", finals["map"], resampling="mode")
+    except BaseException:  # no class names beside a map that is not there
+        for sidecar in legend_paths(outputs["map"]):
+            sidecar.unlink(missing_ok=True)
+        raise
+
+
+def _write_tiled(
+    src: rasterio.DatasetReader,
+    blocks: Iterator[Strip],
+    work: Path,
+    layouts: Mapping[str, tuple[int, list[str]]],
+    classes: ClassMap,
+    values: Values,
+    tags: Mapping[str, str],
+    window: int,
+) -> None:
+    """Write the blocks into tiled GeoTIFFs ``work/{name}.tif`` (``layouts``: nodata, bands)."""
+    table, nodata = class_values(classes, values)
+    with ExitStack() as files:
+        writers = {}
+        for name, (layer_nodata, descriptions) in layouts.items():
+            profile = tiled_profile(src, layer_nodata, len(descriptions))
+            dst = files.enter_context(rasterio.open(work / f"{name}.tif", "w", **profile))
+            if name == "map":
+                dst.write_colormap(1, colormap(classes, values))
+            for band, description in enumerate(descriptions, start=1):
+                dst.set_band_description(band, description)
+            dst.update_tags(**tags, **({} if name == "map" else {"units": "percent"}))
+            writers[name] = TileRowWriter(dst, window)
+        for block in blocks:
+            vals, conf = labels_from_probs(
+                block.probs, block.valid, table, nodata, confidence="confidence" in writers
+            )
+            writers["map"].add(vals, block.row, block.col)
+            if conf is not None:
+                writers["confidence"].add(conf, block.row, block.col)
+            if "probabilities" in writers:
+                percent = probabilities_percent(block.probs, block.valid)
+                writers["probabilities"].add(percent, block.row, block.col)
+        for writer in writers.values():
+            writer.flush()
+
+
+def load_scorer(kind: str, model: str | Path, device: str, engine: str, threads: int) -> Scorer:
+    """The scorer of a trained model; with ``engine="onnx"`` a network runs in onnxruntime.
+
+    The ONNX engine exports the segmentation checkpoint to a temporary ONNX file
+    (:func:`~landcover.models.segmentation.export.export_onnx`) and maps with
+    :class:`~landcover.models.onnx.OnnxScorer`; other kinds keep their own scorer.
+    """
+    if engine != "onnx" or kind != "segmentation":
+        if engine == "onnx":
+            log.info(
+                "predict.engine: onnx applies to segmentation networks; %s keeps its own", kind
+            )
+        return load(kind, model, device)
+    from landcover.models.segmentation.export import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="landcover-onnx-") as tmp:
+        export_onnx(model, Path(tmp) / "model.onnx")
+        return OnnxScorer(Path(tmp) / "model.onnx", device, threads)  # read into memory
 
 
 def predict_area(
@@ -236,7 +282,7 @@ def predict_area(
         experiment: experiment name, for the provenance tags.
         device: the ``{device}`` wildcard: where to run.
         settings: the config's validated ``predict`` section (``values``, ``window``,
-            ``overlap``, ``batch_size``, ``tta``).
+            ``overlap``, ``batch_size``, ``tta``, ``engine``).
         threads: the rule's threads.
         confidence: optional confidence COG path.
         probabilities: optional per-class probability COG path.
@@ -246,7 +292,7 @@ def predict_area(
 
     """
     class_map = ClassMap.from_config(classes, ignore_codes)
-    scorer = load(kind, model, device)
+    scorer = load_scorer(kind, model, device, settings.get("engine", "torch"), threads)
     if torch.device(scorer.device).type == "cpu":  # also a CPU kind in a cuda job
         torch.set_num_threads(max(1, int(threads)))
         tune_malloc()
@@ -274,5 +320,6 @@ def predict_area(
             "experiment": experiment,
             "device": torch.device(scorer.device).type,
             "tta": settings["tta"],
+            "engine": "onnx" if isinstance(scorer, OnnxScorer) else "torch",
         },
     )

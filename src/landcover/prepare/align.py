@@ -29,6 +29,7 @@ from landcover.classes import IGNORE, ClassMap
 from landcover.errors import ConfigError, DataError
 from landcover.grid import BBox, Grid, area_grid, check_bbox
 from landcover.io import atomic_path, gtiff_profile, open_raster
+from landcover.mapping.legend import write_legend
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,11 @@ def align_area(
                     f"stale: {_rebuild(label_ds, 'acquire_labels')}."
                 )
             _write_labels(tmp_labels, index, grid, class_map, area, label_ds.tags())
+    # the class names where QGIS and GDAL read them (after the labels: a sidecar never
+    # outlives a failed write)
+    rgba = class_map.colormap()
+    names = list(class_map.names)
+    write_legend(out_labels, range(len(names)), names, [rgba[i] for i in range(len(names))])
     log.info(
         "area '%s': %.1f%% of pixels labelled",
         area,

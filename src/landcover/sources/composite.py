@@ -36,6 +36,19 @@ ENCODE_OFFSET = -0.1
 NODATA = 0
 """Nodata DN of the source bands and of the written composite."""
 
+OFFSET_DN = 1000
+"""The DN that baseline >= 04.00 adds: with it, a valid DN below it is a negative reflectance."""
+
+MAX_DARK_SHARE = 0.2
+"""Share of valid DN below :data:`OFFSET_DN` above which the offset was already removed.
+
+With the offset in the DN, a value below 1000 is a negative reflectance: a few pixels of
+dark water or shadow at most. Without it, every target darker than 0.1 (most vegetation,
+water and dark soil in the blue band) lies below 1000."""
+
+MIN_PROBE_PIXELS = 100
+"""Fewest valid pixels from which the offset is judged from the data (else the metadata)."""
+
 
 def parse_date(value: str | dt.date | dt.datetime) -> dt.date:
     """Parse a calendar date from ``"YYYY-MM-DD"`` (or an ISO datetime), a date or a datetime.
@@ -118,6 +131,64 @@ def boa_offset(properties: Mapping[str, Any]) -> float:
 
 
 @dataclass(frozen=True)
+class OffsetCheck:
+    """The offset of an item: what its metadata says, what was decided and why.
+
+    Attributes:
+        metadata: the offset from the item's properties (:func:`boa_offset`).
+        offset: the offset used.
+        dark_share: the share of valid DN below :data:`OFFSET_DN` (None: not looked at).
+
+    """
+
+    metadata: float
+    offset: float
+    dark_share: float | None = None
+
+    @property
+    def overridden(self) -> bool:
+        """Whether the data overrode the metadata."""
+        return self.offset != self.metadata
+
+
+def check_offset(
+    dn: np.ndarray,
+    valid: np.ndarray,
+    metadata: float,
+    max_dark_share: float = MAX_DARK_SHARE,
+    min_pixels: int = MIN_PROBE_PIXELS,
+) -> OffsetCheck:
+    """Decide an item's offset from its DN when the metadata says the +1000 is still in them.
+
+    Earth Search has ``sentinel-2-l2a`` items that say ``earthsearch:boa_offset_applied:
+    false`` although the offset was already removed (element84/earth-search issues 66
+    and 71); trusting the flag shifts them by -0.1 a second time. With the offset present,
+    valid DN of dark targets are >= 1000, so a share of valid DN below 1000 above
+    ``max_dark_share`` means it was removed: the offset is then 0. A metadata offset of 0
+    is kept (a bright scene without offset cannot be told from one with it), and so is
+    any offset when fewer than ``min_pixels`` pixels are valid.
+
+    Args:
+        dn: digital numbers of a dark band (blue) on the area grid.
+        valid: True where the pixel is clear (nodata DN are left out as well).
+        metadata: the offset the item's properties give (:func:`boa_offset`).
+        max_dark_share: see :data:`MAX_DARK_SHARE`.
+        min_pixels: see :data:`MIN_PROBE_PIXELS`.
+
+    Returns:
+        The check; its ``offset`` is the one to use.
+
+    """
+    if metadata == 0.0:
+        return OffsetCheck(metadata, metadata)
+    values = dn[valid & (dn != NODATA)]
+    if values.size < min_pixels:
+        return OffsetCheck(metadata, metadata)
+    share = float(np.mean(values < OFFSET_DN))
+    return OffsetCheck(metadata, 0.0 if share > max_dark_share else metadata, share)
+
+
+@dataclass(frozen=True)
 class Acquisition:
     """One observation date of the area: the items of one platform on one day.
 
@@ -194,13 +265,27 @@ def select_acquisitions(
 
     """
     start, end = dates
+    kept = [
+        item
+        for item in items
+        if start <= item_date(item) <= end
+        and cloud_cover(item) <= max_cloud
+        and intersects(item, bbox)
+    ]
+    acquisitions = group_acquisitions(kept)
+    acquisitions.sort(key=lambda a: (a.cloud_cover, a.date, a.ids))
+    return sorted(acquisitions[: max(int(max_items), 0)], key=lambda a: (a.date, a.ids))
+
+
+def group_acquisitions(items: Iterable[pystac.Item]) -> list[Acquisition]:
+    """Group items into acquisitions (platform and day), in date order, without filtering.
+
+    Pinned items (``imagery.items``) are composited this way: exactly those items.
+    """
     groups: dict[tuple[dt.date, str], list[pystac.Item]] = {}
     for item in items:
-        day = item_date(item)
-        if not (start <= day <= end and cloud_cover(item) <= max_cloud and intersects(item, bbox)):
-            continue
         platform = str(item.properties.get("platform", item.properties.get("constellation", "")))
-        groups.setdefault((day, platform), []).append(item)
+        groups.setdefault((item_date(item), platform), []).append(item)
     acquisitions = [
         Acquisition(
             date=day,
@@ -209,8 +294,7 @@ def select_acquisitions(
         )
         for (day, _), group in groups.items()
     ]
-    acquisitions.sort(key=lambda a: (a.cloud_cover, a.date, a.ids))
-    return sorted(acquisitions[: max(int(max_items), 0)], key=lambda a: (a.date, a.ids))
+    return sorted(acquisitions, key=lambda a: (a.date, a.ids))
 
 
 def clear_mask(scl: np.ndarray, mask_classes: Sequence[int] = SCL_MASK) -> np.ndarray:
@@ -226,6 +310,25 @@ def clear_mask(scl: np.ndarray, mask_classes: Sequence[int] = SCL_MASK) -> np.nd
 
     """
     return ~np.isin(scl, np.asarray(mask_classes, dtype=scl.dtype))
+
+
+def clear_count(masks: Sequence[Sequence[np.ndarray]]) -> np.ndarray:
+    """Count the acquisitions with a clear look at each pixel.
+
+    Args:
+        masks: per acquisition, the clear masks of its items (one look if any is clear).
+
+    Returns:
+        uint8 counts (rows, cols), at most 255.
+
+    """
+    looks = [np.logical_or.reduce(np.stack(group)) for group in masks]
+    return np.minimum(np.sum(looks, axis=0), 255).astype(np.uint8)
+
+
+def clear_fraction(count: np.ndarray) -> float:
+    """The fraction of pixels with at least one clear look."""
+    return float(np.mean(count > 0))
 
 
 def to_reflectance(

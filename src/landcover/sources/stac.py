@@ -4,7 +4,9 @@ Items that touch the bbox, lie within the dates and have ``eo:cloud_cover <= max
 are grouped by acquisition (platform and day) and the ``max_items`` clearest are kept.
 Each band is read onto the area grid, masked with the SCL band and nodata, converted to
 reflectance and reduced with a per-pixel median (the array steps live in
-:mod:`landcover.sources.composite`).
+:mod:`landcover.sources.composite`). Beside the composite go the items used
+(``items.json``: a pinned scene list that ``imagery.items`` reads back without a search)
+and the clear-look count per pixel (``clear_count.tif``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +30,18 @@ from rasterio.enums import Resampling
 
 from landcover.errors import ConfigError, DataError, SourceError
 from landcover.grid import BBox, Grid, area_grid
+from landcover.io import atomic_path
 from landcover.sources.composite import (
     Acquisition,
+    OffsetCheck,
     boa_offset,
+    check_offset,
+    clear_count,
+    clear_fraction,
     clear_mask,
     date_range,
+    group_acquisitions,
+    item_date,
     median_composite,
     mosaic_first,
     select_acquisitions,
@@ -48,7 +57,7 @@ from landcover.sources.http import (
     network_fix,
 )
 from landcover.sources.sentinel2 import ASSET_KEYS
-from landcover.sources.windows import read_onto_grid, write_imagery
+from landcover.sources.windows import read_onto_grid, write_clear_count, write_imagery
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +83,16 @@ SEARCH_PAGE_SIZE = 100
 """Items per page of a STAC API search (pystac-client follows the API's next links)."""
 
 
+ITEMS_FILE = "items.json"
+"""The items a composite used, written beside it (``imagery.items`` reads it back)."""
+
+CLEAR_COUNT_FILE = "clear_count.tif"
+"""The clear-look count per pixel, written beside the composite."""
+
+PROBE_BAND = "B02"
+"""The band whose DN decide the offset when the metadata says it is in them (the darkest)."""
+
+
 def acquire_imagery(
     area: str,
     bbox: BBox,
@@ -86,6 +105,8 @@ def acquire_imagery(
     bands: Sequence[str],
     resolution: float,
     out: str | Path,
+    items: str | None,
+    min_clear: float,
 ) -> Path:
     """Write an area's cloud-masked median Sentinel-2 L2A composite on its grid.
 
@@ -100,6 +121,10 @@ def acquire_imagery(
     output is uint16 DN = round(reflectance * 10000) + 1000 with band scale 0.0001 and
     offset -0.1, nodata 0 where no clear observation.
 
+    Beside ``out`` go ``items.json`` (the items used, with the offset decided for each:
+    :func:`items_record`) and ``clear_count.tif`` (clear looks per pixel). With ``items``
+    (a pinned scene list) exactly those items are read and the API is not queried
+    (:func:`read_pins`). Less than ``min_clear`` of the area with a clear look fails.
 
     Remote files are read through ``/vsicurl/`` with :func:`gdal_options`; transient
     HTTP failures are retried (:class:`HttpSettings`) and the output is written
@@ -116,6 +141,9 @@ def acquire_imagery(
         bands: band names in output order (``B02`` ...).
         resolution: output pixel size in metres.
         out: output GeoTIFF.
+        items: ``imagery.items``, a pinned scene list (an ``items.json``, a folder of them,
+            ``{area}`` replaced by the area id), or None to search.
+        min_clear: the smallest fraction of the area with at least one clear look.
 
     Returns:
         The output path.
@@ -123,17 +151,20 @@ def acquire_imagery(
     Raises:
         SourceError: when the catalog / API / an asset stays unreachable (the URL is
             named) or no item matches.
-        DataError: when an asset cannot be decoded or the composite is all nodata.
-        ConfigError: on an unknown band.
+        DataError: when an asset cannot be decoded, the composite is all nodata or less
+            than ``min_clear`` of the area has a clear look.
+        ConfigError: on an unknown band or a missing / foreign pinned scene list.
 
     """
     url = str(root or EARTH_SEARCH_URL)
     check_bands(bands)
     span = date_range(dates)
     settings = HttpSettings.from_env()
-    items = _search_items(area, bbox, url, collection, span, max_cloud, settings)
-    select = Selection(collection, span, max_cloud, max_items)
-    return composite(area, bbox, items, f"STAC API {url}", select, bands, resolution, out, settings)
+    select = Selection(collection, span, max_cloud, max_items, min_clear)
+    if items:
+        return composite_pinned(area, bbox, items, select, bands, resolution, out, settings)
+    found = _search_items(area, bbox, url, collection, span, max_cloud, settings)
+    return composite(area, bbox, found, f"STAC API {url}", select, bands, resolution, out, settings)
 
 
 def composite_catalog(
@@ -148,6 +179,8 @@ def composite_catalog(
     bands: Sequence[str],
     resolution: float,
     out: str | Path,
+    items: str | None,
+    min_clear: float,
 ) -> Path:
     """As :func:`acquire_imagery`, with the items of a static catalog.
 
@@ -155,11 +188,13 @@ def composite_catalog(
     """
     check_bands(bands)
     span = date_range(dates)
-    items = _catalog_items(area, root, collection)
-    source = f"static STAC catalog {join_path(root, 'stac', 'catalog.json')}"
-    select = Selection(collection, span, max_cloud, max_items)
+    select = Selection(collection, span, max_cloud, max_items, min_clear)
     settings = HttpSettings.from_env()
-    return composite(area, bbox, items, source, select, bands, resolution, out, settings)
+    if items:
+        return composite_pinned(area, bbox, items, select, bands, resolution, out, settings)
+    found = _catalog_items(area, root, collection)
+    source = f"static STAC catalog {join_path(root, 'stac', 'catalog.json')}"
+    return composite(area, bbox, found, source, select, bands, resolution, out, settings)
 
 
 def check_bands(bands: Sequence[str]) -> None:
@@ -177,12 +212,17 @@ def check_bands(bands: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class Selection:
-    """Which items a composite keeps: collection, date span, cloud cover and how many."""
+    """Which items a composite keeps, and how much of the area needs a clear look.
+
+    The collection, the date span, the highest cloud cover, how many acquisitions, and
+    ``min_clear`` (the smallest fraction of the area with at least one clear look).
+    """
 
     collection: str
     span: tuple[dt.date, dt.date]
     max_cloud: float
     max_items: int
+    min_clear: float
 
 
 def composite(
@@ -195,12 +235,22 @@ def composite(
     resolution: float,
     out: str | Path,
     settings: HttpSettings,
+    pinned: Mapping[str, OffsetCheck] | None = None,
 ) -> Path:
-    """Select the clearest acquisitions of ``items`` and write their median composite."""
+    """Select the clearest acquisitions of ``items`` and write their median composite.
+
+    With ``pinned`` (item id -> recorded offset, from :func:`read_pins`) every item is used as
+    given, with its recorded offset; else they are selected (:func:`select_acquisitions`)
+    and each item's offset is decided (:func:`_offset`). Writes ``out``, then
+    ``clear_count.tif`` and ``items.json`` beside it.
+    """
     span, max_cloud, collection = select.span, select.max_cloud, select.collection
-    source += f", collection {collection}"
+    where = f"{source}, collection {collection}"
     grid = area_grid(box, resolution)
-    acquisitions = select_acquisitions(items, box, span, max_cloud, select.max_items)
+    if pinned is None:
+        acquisitions = select_acquisitions(items, box, span, max_cloud, select.max_items)
+    else:
+        acquisitions = group_acquisitions(items)
     if not acquisitions:
         raise SourceError(
             f"Area '{area}': no {collection} item in {source} touches bbox {list(box)} "
@@ -220,25 +270,233 @@ def composite(
         masks = [
             [_clear_mask(area, item, grid, settings) for item in acq.items] for acq in acquisitions
         ]
-        if not any(mask.any() for group in masks for mask in group):
-            raise DataError(
-                f"Area '{area}': no clear pixel in {sum(len(a.items) for a in acquisitions)} "
-                f"item(s) over bbox {list(box)} (all cloud, shadow, snow or nodata). Fix: "
-                "widen imagery.dates, raise imagery.max_items, or check the bbox."
-            )
+        count = clear_count(masks)
+        check_clear(area, box, count, acquisitions, select)
+        checks = {
+            item.id: _offset(area, item, mask, grid, settings, pinned)
+            for acq, group in zip(acquisitions, masks, strict=True)
+            for item, mask in zip(acq.items, group, strict=True)
+        }
         tags = {
-            "source": source,
+            "source": where,
             "items": json.dumps([i for acq in acquisitions for i in acq.ids]),
             "dates": json.dumps([acq.date.isoformat() for acq in acquisitions]),
             "licence": SENTINEL2_LICENCE,
             "area": area,
             "bbox": json.dumps(list(box)),
         }
+        offsets = {item_id: check.offset for item_id, check in checks.items()}
         layers = (
-            _composite_band(area, band, acquisitions, masks, grid, settings) for band in bands
+            _composite_band(area, band, acquisitions, masks, offsets, grid, settings)
+            for band in bands
         )
         write_imagery(area, grid, bands, layers, tags, out)
+    write_clear_count(area, grid, count, tags, Path(out).with_name(CLEAR_COUNT_FILE))
+    record = items_record(area, box, source, select, bands, acquisitions, checks)
+    write_items(area, record, Path(out).with_name(ITEMS_FILE))
     return Path(out)
+
+
+def check_clear(
+    area: str,
+    box: BBox,
+    count: np.ndarray,
+    acquisitions: Sequence[Acquisition],
+    select: Selection,
+) -> None:
+    """Fail when too little of the area has a clear look (``imagery.min_clear``).
+
+    Raises:
+        DataError: naming the area, the dates and the fix.
+
+    """
+    fraction = clear_fraction(count)
+    n_items = sum(len(a.items) for a in acquisitions)
+    dates = [a.date.isoformat() for a in acquisitions]
+    logger.info("area %s: %.1f%% of the area has a clear look", area, 100 * fraction)
+    if fraction == 0:
+        raise DataError(
+            f"Area '{area}': no clear pixel in {n_items} item(s) over bbox {list(box)} (all "
+            "cloud, shadow, snow or nodata). Fix: widen imagery.dates, raise "
+            "imagery.max_items, or check the bbox."
+        )
+    if fraction < select.min_clear:
+        raise DataError(
+            f"Area '{area}': only {100 * fraction:.1f}% of bbox {list(box)} has a clear look "
+            f"in {len(acquisitions)} acquisition(s) {dates} (imagery.dates "
+            f"{select.span[0]} to {select.span[1]}); imagery.min_clear is "
+            f"{select.min_clear:g}. Fix: widen imagery.dates, raise imagery.max_items "
+            f"(now {select.max_items}) or imagery.max_cloud (now {select.max_cloud:g}), or "
+            "lower imagery.min_clear."
+        )
+
+
+def items_record(
+    area: str,
+    box: BBox,
+    source: str,
+    select: Selection,
+    bands: Sequence[str],
+    acquisitions: Sequence[Acquisition],
+    checks: Mapping[str, OffsetCheck],
+) -> dict[str, Any]:
+    """The pinned scene list of a composite: its items, their hrefs and offsets.
+
+    Each item has its id, datetime, platform, cloud cover, processing baseline, Earth
+    Search's offset flag, the offset from the metadata and the one decided (with the
+    share of dark DN that decided it), the hrefs of its bands, and the whole STAC item
+    (asset hrefs absolute) that :func:`read_pins` reads back.
+    """
+    used = [*bands, "SCL"]
+    entries = []
+    for acq in acquisitions:
+        for item in acq.items:
+            data = item.to_dict(include_self_link=False, transform_hrefs=False)
+            for key, asset in item.assets.items():
+                data["assets"][key]["href"] = asset.get_absolute_href() or asset.href
+            data["links"] = []
+            check = checks[item.id]
+            props = item.properties
+            entries.append(
+                {
+                    "id": item.id,
+                    "datetime": props.get("datetime") or props.get("start_datetime"),
+                    "platform": props.get("platform"),
+                    "cloud_cover": props.get("eo:cloud_cover"),
+                    "processing_baseline": props.get("s2:processing_baseline"),
+                    "boa_offset_applied": props.get("earthsearch:boa_offset_applied"),
+                    "offset_metadata": check.metadata,
+                    "offset": check.offset,
+                    "dark_share": check.dark_share,
+                    "hrefs": {
+                        band: data["assets"][ASSET_KEYS[band]]["href"]
+                        for band in used
+                        if ASSET_KEYS[band] in data["assets"]
+                    },
+                    "item": data,
+                }
+            )
+    return {
+        "area": area,
+        "bbox": list(box),
+        "source": source,
+        "collection": select.collection,
+        "dates": [select.span[0].isoformat(), select.span[1].isoformat()],
+        "max_cloud": select.max_cloud,
+        "max_items": select.max_items,
+        "items": entries,
+    }
+
+
+def write_items(area: str, record: Mapping[str, Any], out: Path) -> Path:
+    """Write a pinned scene list (:func:`items_record`) as JSON, atomically."""
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    logger.info("area %s: wrote the %d item(s) used to %s", area, len(record["items"]), out)
+    return out
+
+
+def pins_path(area: str, spec: str | Path) -> Path:
+    """The pinned scene list of an area: ``imagery.items`` with ``{area}`` replaced.
+
+    A folder holds ``{area}/items.json`` (a copy of ``resources/raw``) or ``{area}.json``.
+
+    Raises:
+        ConfigError: when no such file exists (naming the paths tried and the fix).
+
+    """
+    path = Path(str(spec).replace("{area}", area))
+    tried = [path / area / ITEMS_FILE, path / f"{area}.json"] if path.is_dir() else [path]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"Area '{area}': imagery.items '{spec}' gives no pinned scene list (tried "
+        f"{[str(p) for p in tried]}). Fix: copy the items.json files an earlier run wrote "
+        "to resources/raw/{area}/ out of resources/raw (snakemake deletes a job's outputs "
+        "before it runs), e.g. `cp -r resources/raw pins` and `imagery.items: pins`, or set "
+        "imagery.items: null to search again."
+    )
+
+
+@dataclass(frozen=True)
+class Pins:
+    """A pinned scene list read back: the items, their recorded offsets, where they came from."""
+
+    items: list[pystac.Item]
+    checks: dict[str, OffsetCheck]
+    source: str
+    collection: str
+
+
+def read_pins(area: str, spec: str | Path) -> Pins:
+    """Read an area's pinned scene list (``imagery.items``, see :func:`pins_path`).
+
+    Raises:
+        ConfigError: when the file is missing, unreadable or written for another area.
+
+    """
+    path = pins_path(area, spec)
+    try:
+        record = json.loads(path.read_text())
+        entries = record["items"]
+        items = [pystac.Item.from_dict(entry["item"]) for entry in entries]
+        offsets = {
+            entry["id"]: OffsetCheck(
+                float(entry["offset_metadata"]), float(entry["offset"]), entry.get("dark_share")
+            )
+            for entry in entries
+        }
+        pins = Pins(items, offsets, str(record["source"]), str(record["collection"]))
+    except (OSError, ValueError, KeyError, TypeError, pystac.STACError) as err:
+        raise ConfigError(
+            f"Area '{area}': cannot read the pinned scene list '{path}' (imagery.items): "
+            f"{err!r}. Fix: give an items.json written by acquire_imagery, or set "
+            "imagery.items: null to search again."
+        ) from err
+    if record.get("area") != area:
+        raise ConfigError(
+            f"Area '{area}': the pinned scene list '{path}' (imagery.items) was written for "
+            f"area '{record.get('area')}'. Fix: point imagery.items at this area's file (a "
+            "folder of {area}/items.json, or a path with {area})."
+        )
+    logger.info(
+        "area %s: %d pinned item(s) from %s (no STAC search): %s",
+        area,
+        len(items),
+        path,
+        ", ".join(offsets),
+    )
+    return pins
+
+
+def composite_pinned(
+    area: str,
+    box: BBox,
+    spec: str | Path,
+    select: Selection,
+    bands: Sequence[str],
+    resolution: float,
+    out: str | Path,
+    settings: HttpSettings,
+) -> Path:
+    """Composite exactly the items of a pinned scene list, with their recorded offsets."""
+    pins = read_pins(area, spec)
+    start, end = select.span
+    outside = [i.id for i in pins.items if not start <= item_date(i) <= end]
+    if outside:
+        logger.warning(
+            "area %s: pinned item(s) %s lie outside imagery.dates %s to %s; the pins are "
+            "used as they are",
+            area,
+            outside,
+            start,
+            end,
+        )
+    select = replace(select, collection=pins.collection)
+    return composite(
+        area, box, pins.items, pins.source, select, bands, resolution, out, settings, pins.checks
+    )
 
 
 def _asset_href(area: str, item: pystac.Item, band: str) -> tuple[str, pystac.Asset]:
@@ -277,11 +535,51 @@ def _clear_mask(area: str, item: pystac.Item, grid: Grid, settings: HttpSettings
     return mask
 
 
+def _offset(
+    area: str,
+    item: pystac.Item,
+    clear: np.ndarray,
+    grid: Grid,
+    settings: HttpSettings,
+    pinned: Mapping[str, OffsetCheck] | None,
+) -> OffsetCheck:
+    """Decide an item's offset: the pinned one, else the metadata's checked against its DN.
+
+    When the metadata says the +1000 is in the DN, the item's blue band
+    (:data:`PROBE_BAND`) is read over its clear pixels and :func:`check_offset` decides; a
+    decision against the metadata is logged as a warning naming the item.
+    """
+    if pinned is not None:
+        return pinned[item.id]
+    metadata = boa_offset(item.properties)
+    if metadata == 0.0 or ASSET_KEYS[PROBE_BAND] not in item.assets:
+        return OffsetCheck(metadata, metadata)
+    path, _ = _asset_href(area, item, PROBE_BAND)
+    what = f"band {PROBE_BAND} of item '{item.id}' (area '{area}')"
+    check = check_offset(read_onto_grid(path, grid, what, settings=settings), clear, metadata)
+    if check.overridden:
+        logger.warning(
+            "area %s: item %s says earthsearch:boa_offset_applied=%s (processing baseline "
+            "%s, offset %g), but %.0f%% of its clear %s DN are below 1000: the offset was "
+            "already removed, so it is read with offset %g",
+            area,
+            item.id,
+            item.properties.get("earthsearch:boa_offset_applied"),
+            item.properties.get("s2:processing_baseline"),
+            metadata,
+            100 * (check.dark_share or 0.0),
+            PROBE_BAND,
+            check.offset,
+        )
+    return check
+
+
 def _composite_band(
     area: str,
     band: str,
     acquisitions: Sequence[Acquisition],
     masks: Sequence[Sequence[np.ndarray]],
+    offsets: Mapping[str, float],
     grid: Grid,
     settings: HttpSettings,
 ) -> np.ndarray:
@@ -293,9 +591,7 @@ def _composite_band(
             path, asset = _asset_href(area, item, band)
             what = f"band {band} of item '{item.id}' (area '{area}')"
             dn = read_onto_grid(path, grid, what, settings=settings)
-            parts.append(
-                to_reflectance(dn, _asset_scale(asset), boa_offset(item.properties), clear)
-            )
+            parts.append(to_reflectance(dn, _asset_scale(asset), offsets[item.id], clear))
         layers.append(mosaic_first(parts))
     return median_composite(np.stack(layers))
 

@@ -449,3 +449,25 @@ def write_labels(
         dst.update_tags(**tags)
     logger.info("area %s: wrote labels %s (%d x %d px)", area, out, *codes.shape[::-1])
     return Path(out)
+
+
+def write_clear_count(
+    area: str, grid: Grid, count: np.ndarray, tags: dict[str, str], out: str | Path
+) -> Path:
+    """Write the clear-look count per pixel (uint8, no nodata: 0 means no clear look).
+
+    Args:
+        area: area id (for the log).
+        grid: the area grid.
+        count: uint8 counts on ``grid`` (:func:`~landcover.sources.composite.clear_count`).
+        tags: provenance tags.
+        out: the output GeoTIFF.
+
+    """
+    profile = gtiff_profile(grid.crs, grid.transform, grid.shape, 1, "uint8", None)
+    with atomic_path(out) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(count, 1)
+        dst.set_band_description(1, "clear_looks")
+        dst.update_tags(**tags)
+    logger.info("area %s: wrote clear-look counts %s", area, out)
+    return Path(out)

@@ -10,8 +10,9 @@ The generator is split along its own layers: :mod:`.landscapes` (land cover),
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from landcover.errors import ConfigError
 from landcover.grid import BBox
@@ -37,6 +38,8 @@ def acquire_imagery(
     bands: Sequence[str],
     resolution: float,
     out: str | Path,
+    items: str | None,
+    min_clear: float,
 ) -> Path:
     """The area's Sentinel-2 composite from the bucket's static STAC catalog (``root``)."""
     return composite_catalog(
@@ -50,14 +53,33 @@ def acquire_imagery(
         bands=bands,
         resolution=resolution,
         out=out,
+        items=items,
+        min_clear=min_clear,
     )
 
 
 def acquire_labels(
-    area: str, bbox: BBox, *, root: str | Path, version: str, out: str | Path
+    area: str,
+    bbox: BBox,
+    *,
+    root: str | Path,
+    version: str,
+    out: str | Path,
+    min_quality: Mapping[str, Any] | None = None,
 ) -> Path:
-    """The area's label codes from the bucket's WorldCover tiles (``root``)."""
-    return read_worldcover(area, bbox, _bucket(area, root, "labels"), version, out, kind="demo")
+    """The area's label codes from the bucket's WorldCover tiles (``root``).
+
+    With ``min_quality`` labels the bucket's InputQuality tiles rate poorly are ignored.
+    """
+    return read_worldcover(
+        area,
+        bbox,
+        _bucket(area, root, "labels"),
+        version,
+        out,
+        kind="demo",
+        min_quality=min_quality,
+    )
 
 
 def _bucket(area: str, root: str | Path | None, what: str) -> str | Path:

@@ -3,8 +3,10 @@
 :func:`make_demo_bucket` writes a local folder that looks like ESA WorldCover v200 tiles
 plus Sentinel-2 L2A COGs in the Earth Search layout with a static STAC catalog, so the
 real reading code runs offline on it (see ``docs/demo.md``). Labels are the area's map
-reprojected (nearest) onto the WorldCover EPSG:4326 pixel grid. This is the I/O edge of
-the generator (:mod:`.landscapes`, :mod:`.radiometry`).
+reprojected (nearest) onto the WorldCover EPSG:4326 pixel grid; beside each map tile an
+InputQuality tile (3 bands at 60 m, as the real ones) is derived from the demo's clouds
+(:func:`input_quality`). This is the I/O edge of the generator (:mod:`.landscapes`,
+:mod:`.radiometry`).
 """
 
 from __future__ import annotations
@@ -55,7 +57,11 @@ from landcover.sources.demo.landscapes import (
 )
 from landcover.sources.demo.radiometry import DemoArea, synthesize_area
 from landcover.sources.sentinel2 import ASSET_KEYS, BAND_RESOLUTION
-from landcover.sources.worldcover import worldcover_path  # the layout the reader reads
+from landcover.sources.worldcover import (  # the layout the reader reads
+    QUALITY_NODATA,
+    quality_paths,
+    worldcover_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +179,86 @@ def worldcover_labels(area: DemoArea) -> LabelWindow:
     return LabelWindow(row0, col0, codes)
 
 
-def _global_transform(row: int, col: int) -> Affine:
-    """Transform of a window whose top-left pixel is (row, col) on the global grid."""
-    per_deg = round(1 / WORLDCOVER_PIXEL_DEG)
+def _global_transform(row: int, col: int, per_deg: int | None = None) -> Affine:
+    """Transform of a window whose top-left pixel is (row, col) on a global grid.
+
+    The grid has ``per_deg`` pixels per degree (default: WorldCover's 12000).
+    """
+    per_deg = per_deg or round(1 / WORLDCOVER_PIXEL_DEG)
     return Affine(1 / per_deg, 0.0, col / per_deg - 180, 0.0, -1 / per_deg, 90 - row / per_deg)
+
+
+QUALITY_PER_DEG = 2000
+"""InputQuality pixels per degree (0.0005 degree, about 60 m: 6 x 6 map pixels)."""
+
+INVALID_SCL = (3, 8, 9, 10)
+"""SCL classes that make a look invalid for WorldCover: cloud shadow, cloud, cirrus."""
+
+
+def input_quality(acquisitions: Sequence[np.ndarray]) -> np.ndarray:
+    """The InputQuality bands of an area from its dates' SCL (pure).
+
+    Band 1: Sentinel-1 looks (two per date: ascending and descending passes); band 2:
+    Sentinel-2 looks (the dates that imaged the pixel, SCL != 0); band 3: percentage
+    of those looks that were cloud, cloud shadow or cirrus (100 where none imaged it).
+
+    Args:
+        acquisitions: the SCL of each date, (rows, cols) each.
+
+    Returns:
+        float32 (3, rows, cols) on the SCL grid.
+
+    """
+    scl = np.stack(acquisitions)
+    looks = (scl != 0).sum(axis=0)
+    invalid = np.isin(scl, INVALID_SCL).sum(axis=0)
+    percent = np.where(looks > 0, 100.0 * invalid / np.maximum(looks, 1), 100.0)
+    s1 = np.full(looks.shape, 2 * len(acquisitions))
+    return np.stack([s1, looks, percent]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class QualityWindow:
+    """InputQuality bands on a window of the global 1/2000 degree grid.
+
+    Attributes:
+        row: global row of the window's top (0 at 90 N).
+        col: global column of the window's left (0 at 180 W).
+        values: int16 (3, rows, cols), -1 = nodata.
+
+    """
+
+    row: int
+    col: int
+    values: np.ndarray
+
+
+def worldcover_quality(area: DemoArea, labels: LabelWindow) -> QualityWindow:
+    """Average an area's InputQuality onto the 60 m grid under its label window.
+
+    The window is the label window snapped outwards to the 60 m pixel edges (6 map
+    pixels); pixels outside the imagery are nodata (-1).
+    """
+    step = round(1 / WORLDCOVER_PIXEL_DEG) // QUALITY_PER_DEG
+    h, w = labels.codes.shape
+    row0, col0 = labels.row // step, labels.col // step
+    row1, col1 = -(-(labels.row + h) // step), -(-(labels.col + w) // step)
+    bands = input_quality([acq.bands["SCL"] for acq in area.acquisitions])
+    t = area.grid.transform
+    res = BAND_RESOLUTION["SCL"]
+    values = np.full((3, row1 - row0, col1 - col0), np.nan, dtype=np.float32)
+    reproject(
+        source=bands,
+        destination=values,
+        src_transform=Affine(res, 0.0, t.c, 0.0, -res, t.f),
+        src_crs=area.grid.crs,
+        dst_transform=_global_transform(row0, col0, QUALITY_PER_DEG),
+        dst_crs="EPSG:4326",
+        dst_nodata=np.nan,
+        resampling=Resampling.average,
+    )
+    out = np.where(np.isnan(values), QUALITY_NODATA, np.rint(values)).astype(np.int16)
+    return QualityWindow(row0, col0, out)
 
 
 def _write_cog(
@@ -315,6 +397,83 @@ def _asset(href: str, band: str, shape: tuple[int, ...], band_transform: Affine)
     )
 
 
+Pieces = dict[str, list[tuple[int, int, np.ndarray]]]
+"""Tile name -> (global row, global column, array (..., rows, cols)) of each window part."""
+
+
+def _split_by_tile(
+    windows: Sequence[tuple[int, int, np.ndarray]], per_deg: int
+) -> tuple[Pieces, dict[str, tuple[int, int, float, float]]]:
+    """Cut windows of a global grid (row, col, array) at the 3 degree tile borders.
+
+    Returns:
+        The parts of each tile, and each tile's (global row, global column, west, north).
+
+    """
+    tile_px = per_deg * WORLDCOVER_TILE_DEG
+    pieces: Pieces = {}
+    origins: dict[str, tuple[int, int, float, float]] = {}
+    for row, col, array in windows:
+        h, w = array.shape[-2:]
+        west, east = col / per_deg - 180, (col + w) / per_deg - 180
+        south, north = 90 - (row + h) / per_deg, 90 - row / per_deg
+        for tile, (tw, _, _, tn) in worldcover_tiles((west, south, east, north)):
+            trow, tcol = round((90 - tn) * per_deg), round((tw + 180) * per_deg)
+            r0, r1 = max(row, trow), min(row + h, trow + tile_px)
+            c0, c1 = max(col, tcol), min(col + w, tcol + tile_px)
+            if r0 >= r1 or c0 >= c1:
+                continue
+            part = array[..., r0 - row : r1 - row, c0 - col : c1 - col]
+            pieces.setdefault(tile, []).append((r0, c0, part))
+            origins[tile] = (trow, tcol, tw, tn)
+    return pieces, origins
+
+
+def _write_input_quality(root: Path, windows: Sequence[QualityWindow], seed: int) -> None:
+    """Write one InputQuality COG per tile beside its map tile (int16, 3 bands, nodata -1).
+
+    Each file covers the union of the windows' parts inside its tile, on the tile's
+    own 60 m grid (as the real 6000 x 6000 px tiles); pixels outside them are nodata.
+    """
+    per_deg = QUALITY_PER_DEG
+    pieces, origins = _split_by_tile([(w.row, w.col, w.values) for w in windows], per_deg)
+    for tile, parts in sorted(pieces.items()):
+        trow, tcol, tw, tn = origins[tile]
+        r0, c0 = min(r for r, _, _ in parts), min(c for _, c, _ in parts)
+        r1 = max(r + p.shape[-2] for r, _, p in parts)
+        c1 = max(c + p.shape[-1] for _, c, p in parts)
+        values = np.full((3, r1 - r0, c1 - c0), QUALITY_NODATA, dtype=np.int16)
+        for r, c, part in parts:
+            target = values[:, r - r0 : r - r0 + part.shape[-2], c - c0 : c - c0 + part.shape[-1]]
+            known = part[1] != QUALITY_NODATA
+            target[:, known] = part[:, known]
+        transform = Affine(
+            1 / per_deg,
+            0.0,
+            tw + (c0 - tcol) / per_deg,
+            0.0,
+            -1 / per_deg,
+            tn - (r0 - trow) / per_deg,
+        )
+        profile = gtiff_profile(
+            "EPSG:4326", transform, values.shape[1:], 3, "int16", QUALITY_NODATA, codec="none"
+        )
+        with MemoryFile() as memory, memory.open(**profile) as source:
+            source.write(values)
+            source.update_tags(
+                product_type="Input Quality Layer (synthetic demo)",
+                product_version="V2.0.0",
+                product_tile=tile,
+                description="Band 1: Number of Sentinel-1 GAMMA0 observations, Band 2: Number "
+                "of Sentinel-2 L2A observations, Band 3: Percentage (0-100) of invalid S2 "
+                "observations (cloud, cloud shadow, cirrus)",
+                demo=f"derived from the demo's SCL by landcover.demo (seed {seed})",
+            )
+            path = quality_paths(worldcover_path(root, "v200", tile))[0]
+            with atomic_path(path) as tmp:
+                to_cog(source, tmp, "nearest", predictor=2, overview_count=1)
+
+
 def _write_worldcover(root: Path, windows: Sequence[LabelWindow], seed: int) -> list[str]:
     """Write one WorldCover COG per 3 degree tile touched by the windows; return tile names.
 
@@ -322,25 +481,7 @@ def _write_worldcover(root: Path, windows: Sequence[LabelWindow], seed: int) -> 
     pixel grid; pixels outside the windows are 0 (nodata) and take no space (sparse).
     """
     per_deg = round(1 / WORLDCOVER_PIXEL_DEG)
-    tile_px = per_deg * WORLDCOVER_TILE_DEG
-    pieces: dict[str, list[tuple[int, int, np.ndarray]]] = {}
-    origins: dict[str, tuple[int, int, float, float]] = {}
-    for window in windows:
-        h, w = window.codes.shape
-        west, east = window.col / per_deg - 180, (window.col + w) / per_deg - 180
-        south, north = 90 - (window.row + h) / per_deg, 90 - window.row / per_deg
-        for tile, (tw, _, _, tn) in worldcover_tiles((west, south, east, north)):
-            trow, tcol = round((90 - tn) * per_deg), round((tw + 180) * per_deg)
-            r0, r1 = max(window.row, trow), min(window.row + h, trow + tile_px)
-            c0, c1 = max(window.col, tcol), min(window.col + w, tcol + tile_px)
-            if r0 >= r1 or c0 >= c1:
-                continue
-            part = window.codes[
-                r0 - window.row : r1 - window.row, c0 - window.col : c1 - window.col
-            ]
-            pieces.setdefault(tile, []).append((r0, c0, part))
-            origins[tile] = (trow, tcol, tw, tn)
-
+    pieces, origins = _split_by_tile([(w.row, w.col, w.codes) for w in windows], per_deg)
     for tile, parts in sorted(pieces.items()):
         trow, tcol, tw, tn = origins[tile]
         r0 = min(r for r, _, _ in parts)
@@ -490,7 +631,7 @@ def make_demo_bucket(
     n_dates: int,
     seed: int,
 ) -> Path:
-    """Write the demo bucket: WorldCover tiles, Sentinel-2 COGs and a STAC catalog.
+    """Write the demo bucket: WorldCover tiles (map, InputQuality), Sentinel-2 COGs, STAC.
 
     Everything is written into a hidden folder beside ``root`` that is renamed to
     ``root`` at the end, so the bucket appears complete or not at all. A previous
@@ -532,12 +673,13 @@ def make_demo_bucket(
     staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
         items: list[pystac.Item] = []
-        windows = []
+        windows, qualities = [], []
         taken: set[str] = set()
         for name, bbox, landscape in checked:
             area = synthesize_area(name, bbox, landscape, (start, end), n_dates, seed)
             items += _write_sentinel2(staging, area, taken)
             windows.append(worldcover_labels(area))
+            qualities.append(worldcover_quality(area, windows[-1]))
             log.info(
                 "demo area '%s' (%s): %d x %d px, %d dates, cloud cover %s",
                 name,
@@ -548,6 +690,7 @@ def make_demo_bucket(
                 [a.cloud_cover for a in area.acquisitions],
             )
         tiles = _write_worldcover(staging, windows, seed)
+        _write_input_quality(staging, qualities, seed)
         _write_worldcover_grid(staging, tiles)
         _write_stac(staging, items, seed)
         log.info("demo WorldCover tiles: %s", tiles)
