@@ -35,7 +35,7 @@ rule acquire_imagery:
                 "scenes": "resources/raw/{area}/items.json",
                 "clear_count": "resources/raw/{area}/clear_count.tif",
             }
-            if config["imagery"]["kind"] in ("stac", "demo")
+            if COMPOSITE
             else {}
         ),
         imagery="resources/raw/{area}/imagery.tif",

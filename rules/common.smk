@@ -41,6 +41,8 @@ LEAVE_ONE_AREA_OUT = config["evaluate"]["leave_one_area_out"]
 EVALUATE_CODE = [
     str(SRC / "landcover" / "evaluation" / f) for f in ("metrics.py", "scoring.py")
 ]
+# Imagery kinds that composite STAC items: they also write items.json and clear_count.tif.
+COMPOSITE = config["imagery"]["kind"] in ("stac", "demo")
 # The trained model of an experiment x device, as every rule names it.
 MODEL = "results/models/{experiment}/{device}/best.pt"
 
@@ -80,6 +82,12 @@ def get_demo_areas():
         name: {"bbox": list(area.bbox), "landscape": area.landscape}
         for name, area in AREAS.items()
     }
+
+
+def get_clear_count():
+    """The composite's clear-look count of an area (written by kinds stac and demo), as
+    the named input `clear_count` of plot_area; none for other kinds."""
+    return {"clear_count": "resources/raw/{area}/clear_count.tif"} if COMPOSITE else {}
 
 
 def get_patch_indexes(wildcards):

@@ -3,9 +3,11 @@
 
 rule plot_area:
     input:
+        **get_clear_count(),
         image="results/aligned/{area}/image.tif",
         labels="results/aligned/{area}/labels.tif",
         map="results/maps/{experiment}/{device}/{area}.tif",
+        # kinds stac and demo: the composite's clear looks per pixel, a fourth panel
     output:
         png=report(
             "results/figures/{experiment}/{device}/area_{area}.png",

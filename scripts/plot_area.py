@@ -11,4 +11,5 @@ plot_area(
     classes=snakemake.params.classes,
     ignore_codes=snakemake.params.ignore_codes,
     title=f"{wildcards.area}: {wildcards.experiment} ({wildcards.device})",
+    clear_count=snakemake.input.get("clear_count"),
 )

@@ -90,6 +90,15 @@ def test_plot_area(tmp_path, area):
     assert width == 1500 and 400 <= height <= 1200
 
 
+def test_plot_area_shows_the_clear_looks_in_a_fourth_panel(tmp_path, area):
+    count = np.tile(np.arange(4, dtype=np.uint8), (40, 10))
+    clear = raster(tmp_path / "clear_count.tif", count, None)
+    out = tmp_path / "area.png"
+    figures.plot_area(*area, out, classes=CLASSES, clear_count=clear, size=(12, 4))
+    assert png_size(out) == (1200, 400)
+    assert figures.read_count(clear).tolist() == count.tolist()
+
+
 def test_plot_area_needs_true_colour_bands(tmp_path, area):
     image = raster(tmp_path / "bad.tif", np.zeros((2, 8, 8), np.float32), np.nan, ["B08", "B11"])
     with pytest.raises(DataError, match=r"lacks band\(s\) \['B04', 'B03', 'B02'\]"):

@@ -111,6 +111,12 @@ def read_classes(path: str | Path, classes: ClassMap, max_size: int = 1024) -> n
         return map_to_indices(values, ds.tags(), ds.nodata, classes, f"'{path}'")
 
 
+def read_count(path: str | Path, max_size: int = 1024) -> np.ndarray:
+    """A per-pixel count raster (``clear_count.tif``), decimated (nearest)."""
+    with open_raster(path, "clear-look count") as ds:
+        return ds.read(1, out_shape=decimation(ds.shape, max_size), resampling=Resampling.nearest)
+
+
 # --------------------------------------------------------------------------- figures
 
 
@@ -123,11 +129,15 @@ def plot_area(
     classes: Sequence[Mapping[str, object]],
     ignore_codes: Sequence[int] = (),
     title: str = "",
+    clear_count: str | Path | None = None,
     max_size: int = 1024,
     size: tuple[float, float] | None = None,
     dpi: int = 100,
 ) -> None:
     """Plot true colour, ground truth and prediction of an area side by side, one legend.
+
+    With ``clear_count`` (the composite's clear looks per pixel, kinds stac and demo) a
+    fourth panel shows where the composite saw the ground clear how often.
 
     Args:
         image: the aligned image (bands described B02...).
@@ -137,6 +147,7 @@ def plot_area(
         classes: the config's ``classes`` (names and colours).
         ignore_codes: the config's ``ignore_codes``.
         title: figure title, e.g. the area and experiment.
+        clear_count: optional ``clear_count.tif`` beside the raw imagery.
         max_size: longest side (px) the rasters are read at.
         size: figure size in inches; default 15 wide and as tall as the scene's aspect
             needs (between 4 and 12).
@@ -152,15 +163,20 @@ def plot_area(
         aspect = truth.shape[0] / max(truth.shape[1], 1)
         size = (15.0, min(max(5.0 * aspect * 1.05 + 1.6, 4.0), 12.0))
     fig = Figure(figsize=size)
-    axes = fig.subplots(1, 3)
     panels = [
         ("True colour (B04, B03, B02)", rgb),
         ("Ground truth", truth),
         ("Prediction", pred),
     ]
+    if clear_count is not None:
+        panels.append(("Clear looks (composite)", read_count(clear_count, max_size)))
+    axes = fig.subplots(1, len(panels))
     for ax, (name, data) in zip(axes, panels, strict=True):
         ax.set_facecolor(NO_DATA_COLOUR)
-        if data.ndim == 3:
+        if name.startswith("Clear looks"):
+            shown = ax.imshow(data, cmap="viridis", vmin=0, interpolation="nearest")
+            fig.colorbar(shown, ax=ax, shrink=0.6, label="acquisitions with a clear look")
+        elif data.ndim == 3:
             ax.imshow(data, interpolation="nearest")
         else:
             masked = np.ma.masked_greater_equal(data, len(class_map))
