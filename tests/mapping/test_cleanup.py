@@ -10,6 +10,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from landcover.errors import ConfigError
 from landcover.mapping.cleanup import sieve_map, sieve_values
+from landcover.mapping.legend import legend_paths, write_legend
 
 
 def hand_made() -> np.ndarray:
@@ -52,7 +53,11 @@ def test_sieve_map_keeps_the_maps_grid_colours_and_tags(tmp_path):
         dst.write(hand_made(), 1)
         dst.set_band_description(1, "class")
         dst.update_tags(experiment="unet")
+    write_legend(path, [10, 80], ["tree", "water"], [(0, 100, 0, 255), (0, 100, 200, 255)])
     sieve_map(path, out, size=4)
+    # the class names for QGIS and GDAL follow the cleaned map
+    for raw, cleaned in zip(legend_paths(path), legend_paths(out), strict=True):
+        assert cleaned.read_text() == raw.read_text() and "water" in cleaned.read_text()
     assert cog_validate(str(out), quiet=True)[0]
     with rasterio.open(out) as ds:
         assert (ds.crs, ds.transform, ds.nodata) == (profile["crs"], profile["transform"], 0)

@@ -11,6 +11,7 @@ map, is what bounds the mapping's memory).
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from rasterio.features import sieve
 
 from landcover.errors import ConfigError
 from landcover.io import atomic_path, open_raster, to_cog
+from landcover.mapping.legend import legend_paths
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +70,15 @@ def sieve_map(map_path: str | Path, out: str | Path, size: int) -> None:
             dst.update_tags(**tags, min_mapping_unit=str(size))
         with atomic_path(out) as final:
             to_cog(tmp, final, resampling="mode")
+            copy_legend(map_path, out)  # before the map lands: its presence says complete
+
+
+def copy_legend(map_path: str | Path, out: str | Path) -> None:
+    """Copy a map's class names for QGIS and GDAL (``.qml``, ``.tif.aux.xml``) to ``out``'s.
+
+    The cleaned map holds the same classes and values; a map without them (made before
+    they were written) passes none on.
+    """
+    for source, target in zip(legend_paths(map_path), legend_paths(out), strict=True):
+        if source.exists():
+            shutil.copyfile(source, target)
