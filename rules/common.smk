@@ -67,8 +67,9 @@ def get_source(section):
 def get_local_files(section):
     """An input function: the local files the `imagery` or `labels` source reads (each
     band's file of a `{band}` pattern or folder), none for other kinds; replacing one
-    reruns its acquisition and what depends on it."""
-    return lambda wildcards: source_inputs(section, config[section])
+    reruns its acquisition and what depends on it; with `imagery.items`, the area's
+    pinned scene list, so that editing it reruns the area."""
+    return lambda wildcards: source_inputs(section, config[section], wildcards.area)
 
 
 def get_bbox(wildcards):
@@ -126,6 +127,16 @@ def get_gpus(wildcards):
     members = [EXPERIMENTS[m]["model"]["kind"] for m in model["members"]]
     kinds = [model_kind(kind) for kind in members or [model["kind"]]]
     return 1 if wildcards.device == "cuda" and any(k.uses_gpu for k in kinds) else 0
+
+
+def get_onnx_model(wildcards):
+    """export_model's model.onnx, mapped with onnxruntime, when `predict.engine` is onnx
+    and the experiment is a network; none otherwise (an ensemble's members and the
+    leave-one-area-out chains export theirs inside the mapping job)."""
+    kind = EXPERIMENTS[wildcards.experiment]["model"]["kind"]
+    if config["predict"]["engine"] != "onnx" or kind != "segmentation":
+        return []
+    return "results/models/{experiment}/{device}/model.onnx"
 
 
 def get_ensemble_members(wildcards):

@@ -27,5 +27,6 @@ rule export_model:
         mem_mb=3000,
     params:
         classes=lookup(dpath="classes", within=config),
+        licence=lookup(dpath="export/licence", within=config),
     script:
         "../scripts/export_model.py"

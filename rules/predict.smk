@@ -7,6 +7,8 @@ rule predict_area:
         image="results/aligned/{area}/image.tif",
         # an ensemble reads its members' models
         members=get_ensemble_members,
+        # predict.engine: onnx maps with the exported network
+        onnx=get_onnx_model,
     output:
         # predict.confidence: the winning class's probability (0-100), where the map is unsure;
         # predict.probabilities: every class's probability, one band each

@@ -8,4 +8,5 @@ export_model(
     snakemake.output.item,
     snakemake.params.classes,
     item_id=f"landcover-{snakemake.wildcards.experiment}-{snakemake.wildcards.device}",
+    licence=snakemake.params.licence,
 )

@@ -15,4 +15,5 @@ predict_area(
     device=snakemake.wildcards.device,
     settings=snakemake.params.predict,
     threads=snakemake.threads,
+    onnx=snakemake.input.get("onnx") or None,
 )

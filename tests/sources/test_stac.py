@@ -24,7 +24,7 @@ from shapely.geometry import box, mapping
 
 from landcover.errors import ConfigError, DataError, SourceError
 from landcover.grid import area_grid
-from landcover.sources import acquire_imagery
+from landcover.sources import acquire_imagery, source_inputs
 from landcover.sources.sentinel2 import ASSET_KEYS
 from landcover.sources.stac import composite_catalog
 
@@ -423,6 +423,24 @@ def test_pinned_rerun_without_the_api_is_byte_identical(serve, tmp_path: Path) -
     assert first.read_bytes() == second.read_bytes()
     for name in ("clear_count.tif", "items.json"):
         assert first.with_name(name).read_bytes() == second.with_name(name).read_bytes()
+
+
+def test_pinned_list_is_an_input_of_its_area(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    pins = tmp_path / "pins"
+    (pins / "delta").mkdir(parents=True)
+    (pins / "delta" / "items.json").write_text("{}")
+    (pins / "coast.json").write_text("{}")
+    for kind in ("stac", "demo"):
+        source = {"kind": kind, "items": "pins"}
+        assert source_inputs("imagery", source, "delta") == [str(Path("pins/delta/items.json"))]
+        assert source_inputs("imagery", source, "coast") == [str(Path("pins/coast.json"))]
+        assert source_inputs("imagery", source, "gone") == []  # acquisition says what it tried
+        assert source_inputs("imagery", {"kind": kind, "items": None}, "delta") == []
+    # the acquisition's own output is not its input (a cycle)
+    (tmp_path / "resources" / "raw" / "delta").mkdir(parents=True)
+    (tmp_path / "resources" / "raw" / "delta" / "items.json").write_text("{}")
+    assert source_inputs("imagery", {"kind": "stac", "items": "resources/raw"}, "delta") == []
 
 
 def test_pinned_list_of_another_area_is_refused(stac_bucket: Path, tmp_path: Path) -> None:

@@ -214,6 +214,25 @@ def test_optional_rasters_follow_the_config(
 
 
 @pytest.mark.slow
+def test_onnx_engine_maps_with_the_exported_network(tmp_path, repo_root, run_snakemake, job_counts):
+    config = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
+    config["predict"] = {"engine": "onnx"}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = run_snakemake(tmp_path, "maps", "-n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    # one export per network (unet), none for the per-pixel model or the ensemble
+    assert job_counts(run.stdout)["export_model"] == 1
+    jobs = [job.split("\n\n")[0] for job in run.stdout.split("rule predict_area:")[1:]]
+    experiments = set()
+    for job in jobs:
+        experiment = job.split("output: ")[1].split("/")[2]  # results/maps/{experiment}/...
+        experiments.add(experiment)
+        given = "results/models/unet/cpu/model.onnx" in job.split("output:")[0]
+        assert given is (experiment == "unet"), job
+    assert experiments == {"unet", "pixel", "ensemble"}
+
+
+@pytest.mark.slow
 def test_minimum_mapping_unit_scores_raw_and_cleaned_maps(
     tmp_path, repo_root, run_snakemake, job_counts
 ):

@@ -235,12 +235,20 @@ def _write_tiled(
             writer.flush()
 
 
-def load_scorer(kind: str, model: str | Path, device: str, engine: str, threads: int) -> Scorer:
+def load_scorer(
+    kind: str,
+    model: str | Path,
+    device: str,
+    engine: str,
+    threads: int,
+    onnx: str | Path | None = None,
+) -> Scorer:
     """The scorer of a trained model; with ``engine="onnx"`` a network runs in onnxruntime.
 
-    The ONNX engine exports the segmentation checkpoint to a temporary ONNX file
-    (:func:`~landcover.models.segmentation.export.export_onnx`) and maps with
-    :class:`~landcover.models.onnx.OnnxScorer`; other kinds keep their own scorer.
+    The ONNX engine maps with :class:`~landcover.models.onnx.OnnxScorer` on ``onnx``
+    (rule export_model's file); without one it exports the checkpoint to a temporary
+    file first (:func:`~landcover.models.segmentation.export.export_onnx`). Other kinds
+    keep their own scorer.
     """
     if engine != "onnx" or kind != "segmentation":
         if engine == "onnx":
@@ -248,6 +256,8 @@ def load_scorer(kind: str, model: str | Path, device: str, engine: str, threads:
                 "predict.engine: onnx applies to segmentation networks; %s keeps its own", kind
             )
         return load(kind, model, device)
+    if onnx is not None:
+        return OnnxScorer(onnx, device, threads)
     from landcover.models.segmentation.export import export_onnx
 
     with tempfile.TemporaryDirectory(prefix="landcover-onnx-") as tmp:
@@ -269,6 +279,7 @@ def predict_area(
     threads: int,
     confidence: str | Path | None = None,
     probabilities: str | Path | None = None,
+    onnx: str | Path | None = None,
 ) -> None:
     """Map one area with a trained model of any kind (the ``predict_area`` rule).
 
@@ -286,13 +297,15 @@ def predict_area(
         threads: the rule's threads.
         confidence: optional confidence COG path.
         probabilities: optional per-class probability COG path.
+        onnx: the network exported from ``model`` (rule export_model), mapped with
+            ``engine: onnx``; None: exported inside the job.
 
     Raises:
         ConfigError: when the model's classes differ from the config's.
 
     """
     class_map = ClassMap.from_config(classes, ignore_codes)
-    scorer = load_scorer(kind, model, device, settings.get("engine", "torch"), threads)
+    scorer = load_scorer(kind, model, device, settings["engine"], threads, onnx)
     if torch.device(scorer.device).type == "cpu":  # also a CPU kind in a cuda job
         torch.set_num_threads(max(1, int(threads)))
         tune_malloc()

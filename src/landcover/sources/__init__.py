@@ -69,15 +69,19 @@ def check_source(section: str, source: Mapping[str, Any]) -> None:
         check(source)
 
 
-def source_inputs(section: str, source: Mapping[str, Any]) -> list[str]:
+def source_inputs(section: str, source: Mapping[str, Any], area: str | None = None) -> list[str]:
     """The local files a source reads (the kind's ``inputs_{section}``); none for others.
 
     Inputs of ``acquire_{section}``: replacing one reruns the area's acquisition and what
     depends on it (Snakemake's mtime trigger; a file under 1 MB only when its checksum
-    changed).
+    changed). A kind whose files differ per area (a pinned scene list) takes ``area``.
     """
     inputs = getattr(source_kind(section, source["kind"]), f"inputs_{section}", None)
-    return inputs(source) if inputs is not None else []
+    if inputs is None:
+        return []
+    if "area" in inspect.signature(inputs).parameters:
+        return inputs(source, area=area)
+    return inputs(source)
 
 
 def _call(function: Any, area: str, bbox: Sequence[float], settings: Mapping[str, Any]) -> Path:

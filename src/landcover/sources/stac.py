@@ -419,6 +419,25 @@ def pins_path(area: str, spec: str | Path) -> Path:
     )
 
 
+def inputs_imagery(source: Mapping[str, Any], area: str | None = None) -> list[str]:
+    """The area's pinned scene list (``imagery.items``), an input of ``acquire_imagery``.
+
+    Editing or replacing it reruns the area. None without ``items``, when the list is
+    missing (the acquisition then says what it tried), or when it is the acquisition's
+    own output (``resources/raw/{area}/items.json``, which would be a cycle).
+    """
+    spec = source.get("items")
+    if not spec or area is None:
+        return []
+    try:
+        path = pins_path(area, spec)
+    except ConfigError:
+        return []
+    if path.resolve() == Path("resources", "raw", area, ITEMS_FILE).resolve():
+        return []
+    return [str(path)]
+
+
 @dataclass(frozen=True)
 class Pins:
     """A pinned scene list read back: the items, their recorded offsets, where they came from."""

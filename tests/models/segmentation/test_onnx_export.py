@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pystac
 import pytest
 import rasterio
 import torch
@@ -153,14 +154,16 @@ def top_two_margin(scorer: object, img: np.ndarray, window: int, overlap: int) -
 
 
 def test_onnx_and_torch_maps_agree(exported, tmp_path, torch_threads):
-    ckpt, _ = exported
+    ckpt, onnx = exported
     img = reflectance((3, 100, 90))
     src = write_image(tmp_path / "image.tif", img)
     config = validated({"areas": {"a": {"bbox": [0.0, 0.0, 0.1, 0.1]}}})
     maps = {}
-    for engine in ("torch", "onnx"):
+    # "onnx": exported inside the job; "file": export_model's file, as the rule passes it
+    for engine, given in (("torch", None), ("onnx", None), ("file", onnx)):
         out = tmp_path / f"{engine}.tif"
-        settings = {**config["predict"], "window": 64, "overlap": 16, "engine": engine}
+        settings = {**config["predict"], "window": 64, "overlap": 16}
+        settings["engine"] = "torch" if engine == "torch" else "onnx"
         predict_area(
             ckpt,
             src,
@@ -172,10 +175,12 @@ def test_onnx_and_torch_maps_agree(exported, tmp_path, torch_threads):
             device="cpu",
             settings={**settings, "confidence": False},
             threads=1,
+            onnx=given,
         )
         with rasterio.open(out) as ds:
             maps[engine] = ds.read(1)
-            assert ds.tags()["engine"] == engine
+            assert ds.tags()["engine"] == settings["engine"]
+    np.testing.assert_array_equal(maps["onnx"], maps["file"])
     margin = top_two_margin(load("segmentation", ckpt, "cpu"), img, 64, 16)
     differ = maps["torch"] != maps["onnx"]
     assert not (differ & (margin > TOLERANCE)).any()
@@ -185,11 +190,12 @@ def test_onnx_and_torch_maps_agree(exported, tmp_path, torch_threads):
 def test_export_model_writes_an_mlm_item(exported, tmp_path):
     ckpt, _ = exported
     out, item = tmp_path / "model.onnx", tmp_path / "mlm.json"
-    export_model(ckpt, out, item, CLASSES, item_id="landcover-unet-cpu")
+    export_model(ckpt, out, item, CLASSES, item_id="landcover-unet-cpu", licence="CC-BY-4.0")
     doc = json.loads(item.read_text())
-    assert "https://stac-extensions.github.io/mlm/v1.4.0/schema.json" in doc["stac_extensions"]
+    assert "https://stac-extensions.github.io/mlm/v1.6.0/schema.json" in doc["stac_extensions"]
     props = doc["properties"]
     assert props["license"] == "CC-BY-4.0" and props["mlm:tasks"] == ["semantic-segmentation"]
+    pystac.Item.from_dict(doc)  # a STAC item
     (source,) = props["mlm:input"]
     assert source["name"] == INPUT and source["bands"] == BANDS
     assert source["input"]["shape"] == [-1, 3, -1, -1]
@@ -207,11 +213,30 @@ def test_export_model_writes_an_mlm_item(exported, tmp_path):
     assert OnnxScorer(out).classes == NAMES
 
 
+def test_mlm_item_is_valid_for_the_extensions_own_models(exported, tmp_path):
+    schema = pytest.importorskip("stac_model.schema")
+    ckpt, _ = exported
+    item = tmp_path / "mlm.json"
+    export_model(ckpt, tmp_path / "model.onnx", item, CLASSES, item_id="m", licence="MIT")
+    props = json.loads(item.read_text())["properties"]
+    model = schema.MLModelProperties.model_validate(props)
+    assert model.name == "m" and [i.name for i in model.input] == [INPUT]
+    assert [c.name for c in model.output[0].classes] == NAMES
+    assert schema.SCHEMA_URI in json.loads(item.read_text())["stac_extensions"]
+    # what the extension requires is checked: an item without inputs is refused
+    with pytest.raises(ValueError, match="input"):
+        schema.MLModelProperties.model_validate(
+            {k: v for k, v in props.items() if k != "mlm:input"}
+        )
+
+
 def test_export_model_checks_the_classes(exported, tmp_path):
     ckpt, _ = exported
     renamed = [{**CLASSES[0], "name": "forest"}, *CLASSES[1:]]
     with pytest.raises(ConfigError, match="trained on classes"):
-        export_model(ckpt, tmp_path / "m.onnx", tmp_path / "mlm.json", renamed, item_id="x")
+        export_model(
+            ckpt, tmp_path / "m.onnx", tmp_path / "mlm.json", renamed, item_id="x", licence="MIT"
+        )
     assert not list(tmp_path.iterdir())
 
 

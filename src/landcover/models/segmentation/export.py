@@ -141,7 +141,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET) -> 
     return description
 
 
-MLM_SCHEMA = "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"
+# the version whose models the extension's own package (stac-model) validates in the tests
+MLM_SCHEMA = "https://stac-extensions.github.io/mlm/v1.6.0/schema.json"
 CLASSIFICATION_SCHEMA = "https://stac-extensions.github.io/classification/v2.0.0/schema.json"
 
 
@@ -153,14 +154,14 @@ def mlm_item(
     model_href: str,
     licence: str,
 ) -> dict[str, Any]:
-    """A STAC item with the Machine Learning Model (MLM 1.4) extension describing an export.
+    """A STAC item with the Machine Learning Model (MLM 1.6) extension describing an export.
 
     Args:
         description: the export's description (:func:`export_onnx`).
         classes: the config's ``classes`` (``name``, ``codes``, ``colour``), in index order.
         item_id: the item's id.
         model_href: the ONNX file, relative to the item.
-        licence: SPDX id or ``other`` of the weights.
+        licence: SPDX id or ``other`` of the weights (``export.licence``).
 
     """
     model = description["model"]
@@ -258,7 +259,7 @@ def export_model(
     classes: Sequence[Mapping[str, Any]],
     *,
     item_id: str,
-    licence: str = "CC-BY-4.0",
+    licence: str,
 ) -> None:
     """Export a checkpoint to ONNX and describe it in a STAC MLM item (rule export_model).
 

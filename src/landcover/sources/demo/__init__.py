@@ -17,10 +17,16 @@ from typing import Any
 from landcover.errors import ConfigError
 from landcover.grid import BBox
 from landcover.sources.demo.bucket import make_demo_bucket
-from landcover.sources.stac import composite_catalog
+from landcover.sources.stac import composite_catalog, inputs_imagery
 from landcover.sources.worldcover import read_worldcover
 
-__all__ = ["acquire_imagery", "acquire_labels", "make_demo_bucket", "needs_bucket"]
+__all__ = [
+    "acquire_imagery",
+    "acquire_labels",
+    "inputs_imagery",
+    "make_demo_bucket",
+    "needs_bucket",
+]
 
 needs_bucket = True
 """The source reads the generated bucket, so rule ``make_demo_bucket`` runs first."""
