@@ -6,6 +6,7 @@ rule align_area:
         imagery="resources/raw/{area}/imagery.tif",
         labels="resources/raw/{area}/labels.tif",
     output:
+        **legend_outputs("results/aligned/{area}/labels"),
         image="results/aligned/{area}/image.tif",
         labels="results/aligned/{area}/labels.tif",
     log:

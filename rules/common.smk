@@ -173,6 +173,14 @@ def optional_map_outputs(stem):
     }
 
 
+def legend_outputs(stem):
+    """The class names written beside the class raster `{stem}.tif` (unpacked as outputs):
+    `{stem}.qml` (QGIS style) and `{stem}.tif.aux.xml` (GDAL's categories and attribute
+    table); declared so that a deleted one reruns its job and a failed job removes them.
+    """
+    return {"qml": f"{stem}.qml", "aux_xml": f"{stem}.tif.aux.xml"}
+
+
 def get_eval_areas():
     """Areas scored: the holdout areas, or every area (on its validation blocks) if none."""
     return list(config["holdout"]) or list(AREAS)
@@ -240,12 +248,14 @@ def get_eval_targets():
 
 
 def get_map_targets():
-    """Maps of every area for every experiment x device."""
+    """Maps of every area for every experiment x device, with their class names beside
+    them (a deleted style is made again by the next run)."""
     return expand(
-        "results/maps/{experiment}/{device}/{area}.tif",
+        "results/maps/{experiment}/{device}/{area}{suffix}",
         experiment=EXPERIMENTS,
         device=DEVICES,
         area=AREAS,
+        suffix=[".tif", ".qml", ".tif.aux.xml"],
     )
 
 

@@ -57,6 +57,7 @@ use rule predict_area as loao_predict_area with:
         **optional_map_outputs(
             "results/loao/{holdout}/maps/{experiment}/{device}/{holdout}"
         ),
+        **legend_outputs("results/loao/{holdout}/maps/{experiment}/{device}/{holdout}"),
         map="results/loao/{holdout}/maps/{experiment}/{device}/{holdout}.tif",
     log:
         "logs/loao_predict_area/{holdout}/{experiment}/{device}.log",

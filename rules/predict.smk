@@ -13,6 +13,7 @@ rule predict_area:
         # predict.confidence: the winning class's probability (0-100), where the map is unsure;
         # predict.probabilities: every class's probability, one band each
         **optional_map_outputs("results/maps/{experiment}/{device}/{area}"),
+        **legend_outputs("results/maps/{experiment}/{device}/{area}"),
         # not in the report: a scene-sized COG would bloat the HTML; the figure shows it
         map="results/maps/{experiment}/{device}/{area}.tif",
     log:
@@ -39,6 +40,7 @@ rule sieve_map:
     input:
         map="results/maps/{experiment}/{device}/{area}.tif",
     output:
+        **legend_outputs("results/maps/{experiment}/{device}/{area}_mmu"),
         map="results/maps/{experiment}/{device}/{area}_mmu.tif",
     log:
         "logs/sieve_map/{experiment}/{device}/{area}.log",

@@ -115,6 +115,20 @@ def test_nothing_left_to_do_after_a_run(workdir, run_snakemake):
 
 
 @pytest.mark.slow
+def test_a_deleted_class_style_reruns_its_map(workdir, run_snakemake, job_counts):
+    style = workdir / "results/maps/unet/cpu/lakeside.qml"
+    aside = workdir / "lakeside.qml.aside"
+    style.rename(aside)
+    try:
+        run = run_snakemake(workdir, "maps", "-n")
+    finally:
+        aside.rename(style)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert job_counts(run.stdout).get("predict_area") == 1
+    assert "align_area" not in job_counts(run.stdout)
+
+
+@pytest.mark.slow
 def test_rerunning_the_evaluation_target_runs_only_the_evaluation(workdir, run_snakemake):
     target = "results/eval/unet/cpu/per_class_iou.csv"
     run = run_snakemake(workdir, target, "-n", "--forcerun", "evaluate")
