@@ -51,12 +51,19 @@ from landcover.runtime import tune_malloc
 
 
 def synthetic_store(root: Path, n: int, size: int, bands: int, classes: int) -> Path:
-    """Write a one-area patch store of ``n`` random patches; return its index."""
+    """Write a one-area store of ``n`` random patches side by side; return its index.
+
+    float16, as tile_area writes by default.
+    """
     rng = np.random.default_rng(0)
     (root / "synthetic").mkdir(parents=True)
-    np.save(root / "synthetic/images.npy", rng.random((n, bands, size, size), np.float32))
-    np.save(root / "synthetic/labels.npy", rng.integers(0, classes, (n, size, size), np.uint8))
-    table = pd.DataFrame({"area": "synthetic", "patch": np.arange(n), "split": "train"})
+    pixels = rng.random((size, n * size, bands), np.float32).astype(np.float16)
+    np.save(root / "synthetic/images.npy", pixels)
+    np.save(root / "synthetic/labels.npy", rng.integers(0, classes, (size, n * size), np.uint8))
+    table = pd.DataFrame(
+        {"area": "synthetic", "patch": np.arange(n), "row": 0, "col": np.arange(n) * size}
+    )
+    table["size"], table["split"] = size, "train"
     for k in range(classes):
         table[f"count_{k}"] = size * size // classes
     table.to_parquet(root / "index.parquet")

@@ -22,6 +22,7 @@ rule tile_area:
         size=lookup(dpath="patches/size", within=config),
         stride=lookup(dpath="patches/stride", within=config),
         min_valid=lookup(dpath="patches/min_valid", within=config),
+        dtype=lookup(dpath="patches/dtype", within=config),
         class_names=[c["name"] for c in config["classes"]],
     script:
         "../scripts/tile_area.py"

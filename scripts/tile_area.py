@@ -13,4 +13,5 @@ tile_area(
     stride=snakemake.params.stride,
     min_valid=snakemake.params.min_valid,
     class_names=snakemake.params.class_names,
+    dtype=snakemake.params.dtype,
 )

@@ -31,7 +31,7 @@ import shapely
 import yaml
 
 from landcover.config import validated
-from landcover.prepare.store import stores
+from landcover.prepare.store import stores, window_image, window_labels
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -246,8 +246,9 @@ def _write_patch_store(
         images[:, :, :2, :2] = np.nan  # invalid where ignored
         folder = root / area
         folder.mkdir(parents=True, exist_ok=True)
-        np.save(folder / "images.npy", images.astype(np.float32))
-        np.save(folder / "labels.npy", labels)
+        # the area's store: patch i is the window at row 0, column i * size
+        np.save(folder / "images.npy", images.transpose(2, 0, 3, 1).reshape(size, n * size, c))
+        np.save(folder / "labels.npy", labels.transpose(1, 0, 2).reshape(size, n * size))
         split = [s for s, m in splits.items() for _ in range(m)]
         table = pd.DataFrame(
             {
@@ -283,7 +284,17 @@ def _write_patch_store(
         )
     )
     names = list(areas)
+
+    def read(area: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``count`` patches of ``area``: float32 (N, C, P, P), uint8 (N, P, P)."""
+        images, labels = np.load(root / area / "images.npy"), np.load(root / area / "labels.npy")
+        return (
+            np.stack([window_image(images, 0, i * size, size) for i in range(count)]),
+            np.stack([window_labels(labels, 0, i * size, size) for i in range(count)]),
+        )
+
     return {
+        "read": read,
         "patches_dir": root,
         "index": root / "index.parquet",
         "class_weights": root / "class_weights.json",
@@ -306,7 +317,8 @@ def make_patch_store() -> Callable[..., dict[str, Any]]:
     writes ``{root}/{area}/images.npy``, ``labels.npy``, ``{root}/index.parquet`` and
     ``class_weights.json``. ``areas``: per area, how many patches of each split (default
     two areas of 12 train and 4 val patches); bands default to B02, B03, B04, B08 and
-    classes to tree, water, built_up. Returns the paths ``patches_dir``, ``index``,
+    classes to tree, water, built_up. Returns ``read(area, count)`` (the first patches of
+    an area as stacks: images (N, C, P, P), labels (N, P, P)), the paths ``patches_dir``, ``index``,
     ``class_weights``; ``areas``, ``bands``, ``classes`` (names) and ``stores`` (area ->
     :class:`landcover.prepare.store.Store`).
     """

@@ -232,6 +232,7 @@ def test_patch_store_on_full_disk(disk, tmp_path):
             stride=16,
             min_valid=0.5,
             class_names=["a", "b", "c"],
+            dtype="float32",
         )
     assert_disk_full(err, out / "images.npy")
     assert left_on(disk) == ["patches"]

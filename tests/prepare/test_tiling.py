@@ -12,6 +12,7 @@ import rasterio
 from affine import Affine
 
 from landcover.errors import DataError
+from landcover.prepare.store import window_image, window_labels
 from landcover.prepare.tiling import patch_windows, tile_area, window_offsets
 
 HEIGHT, WIDTH, BANDS = 50, 70, 3
@@ -55,7 +56,8 @@ def outputs(tmp_path: Path) -> dict[str, Path]:
 
 
 def tile(tmp_path: Path, image: Path, labels: Path, **kwargs: object) -> gpd.GeoDataFrame:
-    args = {"size": 16, "stride": 16, "min_valid": 0.5, "class_names": NAMES, **kwargs}
+    args = {"size": 16, "stride": 16, "min_valid": 0.5, "class_names": NAMES, "dtype": "float32"}
+    args |= kwargs
     return tile_area(area="a1", image=image, labels=labels, **outputs(tmp_path), **args)
 
 
@@ -118,19 +120,51 @@ def test_min_valid_drops_unlabelled_patch(tiled: dict) -> None:
 
 def test_patch_store_and_random_access(tiled: dict) -> None:
     images, labels, index = tiled["images_npy"], tiled["labels_npy"], tiled["index"]
-    assert images.dtype == np.float32 and images.shape == (19, BANDS, 16, 16)
-    assert labels.dtype == np.uint8 and labels.shape == (19, 16, 16)
+    # the area's pixels once (70 x 50 px), bands last; patches are windows of it
+    assert images.dtype == np.float32 and images.shape == (50, 70, BANDS)
+    assert labels.dtype == np.uint8 and labels.shape == (50, 70)
     assert isinstance(images, np.memmap)
     rec = index[(index["row"] == 34) & (index["col"] == 54)].iloc[0]
-    i, r, c = int(rec["patch"]), 34, 54
-    patch = np.asarray(images[i])
+    r, c = 34, 54
+    patch = window_image(images, int(rec["row"]), int(rec["col"]), int(rec["size"]))
     np.testing.assert_array_equal(patch, tiled["image"][:, r : r + 16, c : c + 16])
     expected = tiled["labels"][r : r + 16, c : c + 16].copy()
     expected[40 - r, 60 - c] = 255  # NaN in one band
-    np.testing.assert_array_equal(labels[i], expected)
+    np.testing.assert_array_equal(window_labels(labels, r, c, 16), expected)
     assert rec["valid_fraction"] == pytest.approx(255 / 256)
     for k, name in enumerate(NAMES):
         assert rec[f"count_{name}"] == (expected == k).sum()
+
+
+@pytest.mark.parametrize("stride", [16, 8, 4])
+def test_store_holds_each_pixel_once_whatever_the_stride(tmp_path: Path, stride: int) -> None:
+    image, labels = make_arrays()
+    index = tile(tmp_path, *write_aligned(tmp_path, image, labels), stride=stride)
+    paths = outputs(tmp_path)
+    pixels = image.size * np.dtype(np.float32).itemsize  # the area's pixels, all bands
+    stored = paths["out_images"].stat().st_size + paths["out_labels"].stat().st_size
+    assert stored <= 1.2 * pixels
+    assert stride == 16 or len(index) > 19  # more patches than without overlap, the same store
+
+
+def test_float16_store_keeps_reflectance(tmp_path: Path) -> None:
+    image, labels = make_arrays()
+    image /= 100_000  # reflectance-like, 0 to 0.3
+    tile(tmp_path, *write_aligned(tmp_path, image, labels), dtype="float16")
+    stored = np.load(outputs(tmp_path)["out_images"])
+    assert stored.dtype == np.float16
+    back = stored.astype(np.float32).transpose(2, 0, 1)
+    np.testing.assert_array_equal(np.isnan(back), np.isnan(image))
+    np.testing.assert_allclose(back, image, atol=2.5e-4, equal_nan=True)  # reflectance < 1
+
+
+def test_float16_store_refuses_what_it_cannot_hold(tmp_path: Path) -> None:
+    image, labels = make_arrays()
+    image[0, 5, 5] = 70000.0  # raw counts, not reflectance
+    paths = write_aligned(tmp_path, image, labels)
+    with pytest.raises(DataError, match=r"Area 'a1'.*70000.*imagery.scale.*patches.dtype"):
+        tile(tmp_path, *paths, dtype="float16")
+    assert_no_outputs(tmp_path)
 
 
 def test_index_columns_and_footprints(tiled: dict) -> None:

@@ -55,7 +55,9 @@ def test_data_half_outputs(workdir, tiny_config):
     assert set(index.loc[index["area"] == "delta", "split"]) == {"holdout"}
     assert {"train", "val"} <= set(index.split)
     store = np.load(workdir / "results/patches/lakeside/images.npy", mmap_mode="r")
-    assert store.shape[1:] == (5, 32, 32)
+    with rasterio.open(workdir / "results/aligned/lakeside/image.tif") as image:
+        assert store.shape == (image.height, image.width, 5)  # the area's pixels, once
+    assert store.dtype == np.float16
     weights = json.loads((workdir / "results/patches/class_weights.json").read_text())
     assert len(weights["weights"]) == 9
     assert all(w >= 0 for w in weights["weights"])

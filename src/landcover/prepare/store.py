@@ -1,8 +1,13 @@
-"""The patch store: per-area arrays of patches, opened memory-mapped and checked.
+"""The patch store: per-area arrays that patches are windows of, memory-mapped and checked.
 
-A store is ``results/patches/{area}/images.npy`` (float32 ``(N, bands, P, P)``) and
-``labels.npy`` (uint8 ``(N, P, P)``), indexed by the patch index (``patch`` column).
-Every reader opens them here, with errors that name the file and the rule to rerun.
+A store is ``results/patches/{area}/images.npy`` (the whole aligned area, pixel-interleaved
+``(H, W, bands)`` in ``patches.dtype``, float16 by default, NaN where the image has no
+data) and ``labels.npy`` (uint8 ``(H, W)``, 255 where a pixel is not valid). A patch is
+the window ``row, col, size`` of its index row: each pixel is stored once whatever the
+stride, and reading a patch reads its window (no decompression, no copy of the area).
+Pixel-interleaved so that a window is ``size`` runs of ``size x bands`` values, and a
+pixel's bands lie together (the per-pixel model reads them so). Every reader opens the
+arrays here, with errors that name the file and the rule to rerun.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -24,6 +29,11 @@ from landcover.errors import ConfigError, DataError
 from landcover.io import read_json
 
 log = logging.getLogger(__name__)
+
+DTYPES = ("float16", "float32")
+"""Types of ``images.npy`` (``patches.dtype``)."""
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclass(frozen=True)
@@ -50,12 +60,12 @@ def stores(
 
 
 def open_images(store: Store) -> np.ndarray:
-    """Memory-map an area's ``images.npy`` (nothing is read until indexed)."""
+    """Memory-map an area's ``images.npy``, ``(H, W, bands)`` (nothing is read until indexed)."""
     return _open(store.images, "patch images")
 
 
 def open_labels(store: Store) -> np.ndarray:
-    """Memory-map an area's ``labels.npy``."""
+    """Memory-map an area's ``labels.npy``, ``(H, W)``."""
     return _open(store.labels, "patch labels")
 
 
@@ -67,6 +77,59 @@ def _open(path: Path, what: str) -> np.ndarray:
             f"Cannot read {what} '{path}': {err}. Rerun tile_area for that area "
             "(snakemake --forcerun tile_area)."
         ) from err
+
+
+def window_image(images: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
+    """A patch's image: float32 ``(bands, size, size)``, read from its window (pure)."""
+    block = images[row : row + size, col : col + size]
+    return np.asarray(block, dtype=np.float32).transpose(2, 0, 1)
+
+
+def window_labels(labels: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
+    """A patch's labels: a uint8 ``(size, size)`` copy of its window (pure)."""
+    return np.array(labels[row : row + size, col : col + size])
+
+
+def windows(rows: pd.DataFrame) -> Iterator[tuple[int, int, int]]:
+    """``(row, col, size)`` of each index row, in order."""
+    yield from zip(
+        rows["row"].to_numpy(np.int64).tolist(),
+        rows["col"].to_numpy(np.int64).tolist(),
+        rows["size"].to_numpy(np.int64).tolist(),
+        strict=True,
+    )
+
+
+def coverage(rows: pd.DataFrame, shape: tuple[int, int]) -> np.ndarray:
+    """Boolean ``(H, W)``: the pixels inside any of these patches' windows (pure)."""
+    covered = np.zeros(shape, dtype=bool)
+    for row, col, size in windows(rows):
+        covered[row : row + size, col : col + size] = True
+    return covered
+
+
+def to_store_dtype(block: np.ndarray, dtype: str, area: str) -> np.ndarray:
+    """``block`` in the store's ``dtype``; a value float16 cannot hold is an error.
+
+    float16 keeps reflectance to about 1e-4 (a tenth of a DN of Sentinel-2 L2A) below 1
+    and holds values up to 65504; NaN stays NaN.
+
+    Raises:
+        ConfigError: ``dtype`` is not one of :data:`DTYPES`.
+        DataError: a finite value beyond float16's range (naming the area and the fix).
+
+    """
+    if dtype not in DTYPES:
+        raise ConfigError(f"patches.dtype must be one of {list(DTYPES)}, got {dtype!r}.")
+    if dtype == "float16":
+        finite = np.abs(block[np.isfinite(block)])
+        if finite.size and float(finite.max()) > FLOAT16_MAX:
+            raise DataError(
+                f"Area '{area}': the aligned image holds {float(finite.max()):g}, beyond "
+                f"float16's {FLOAT16_MAX:g}. Scale the imagery to reflectance "
+                "(`imagery.scale`) or set `patches.dtype: float32`, then rerun tile_area."
+            )
+    return block.astype(dtype, copy=False)
 
 
 class NpyWriter:
@@ -99,6 +162,14 @@ class NpyWriter:
         self._file.write(data.data)
         self.rows += 1
 
+    def extend(self, rows: np.ndarray) -> None:
+        """Write the next ``len(rows)`` rows at once."""
+        data = np.ascontiguousarray(rows, dtype=self.dtype)
+        if data.shape[1:] != self.shape[1:] or self.rows + len(data) > self.shape[0]:
+            raise ValueError(f"rows {self.rows}+{len(data)} of {data.shape} for {self.shape}")
+        self._file.write(data.data)
+        self.rows += len(data)
+
     def finish(self) -> None:
         """Check that every row was written (a short file would not load)."""
         if self.rows != self.shape[0]:
@@ -106,21 +177,23 @@ class NpyWriter:
 
 
 def check_labels(stores: Stores, rows: pd.DataFrame, n_classes: int) -> None:
-    """Check that the labels of these patches hold only class indices or 255.
+    """Check that the labels of these areas hold only class indices or 255.
 
-    Reads labels of the listed patches (uint8, small next to the images).
+    Reads each area's label array (uint8: small next to the images) in strips.
 
     Raises:
         DataError: a label value is >= the number of configured classes.
 
     """
-    for area, group in rows.groupby("area", sort=True):
-        labels = open_labels(stores[str(area)])
-        values = np.unique(np.asarray(labels[np.sort(group["patch"].to_numpy())]))
-        bad = [int(v) for v in values if v >= n_classes and v != IGNORE]
+    for area in sorted(rows["area"].astype(str).unique()):
+        labels = open_labels(stores[area])
+        values: set[int] = set()
+        for top in range(0, labels.shape[0], 1024):
+            values.update(int(v) for v in np.unique(np.asarray(labels[top : top + 1024])))
+        bad = sorted(v for v in values if v >= n_classes and v != IGNORE)
         if bad:
             raise DataError(
-                f"{stores[str(area)].labels}: label values {bad} exceed "
+                f"{stores[area].labels}: label values {bad} exceed "
                 f"the {n_classes} configured classes; the patch store was made with another "
                 "class map. Rerun align_area and tile_area (snakemake --forcerun align_area)."
             )
@@ -128,33 +201,36 @@ def check_labels(stores: Stores, rows: pd.DataFrame, n_classes: int) -> None:
 
 def check_arrays(stores: Stores, rows: pd.DataFrame, bands: Sequence[str]) -> int:
     """Check each area's arrays against the bands and the index; return the patch size."""
-    sizes = set()
+    sizes = set(int(s) for s in rows["size"].unique()) if "size" in rows else set()
     for area, group in rows.groupby("area", sort=True):
         store = stores[str(area)]
         images, labels, path = open_images(store), open_labels(store), store.images
-        if images.ndim != 4 or images.shape[2] != images.shape[3]:
+        if images.ndim != 3:
             raise DataError(
-                f"{path}: expected (N, bands, P, P) patches, got shape {images.shape}; "
-                "rerun tile_area."
+                f"{path}: expected the area's pixels (H, W, bands), got shape {images.shape} "
+                "(a store of an older version?); rerun tile_area (snakemake --forcerun "
+                "tile_area)."
             )
-        if images.shape[1] != len(bands):
+        if images.shape[2] != len(bands):
             raise ConfigError(
                 f"imagery.bands lists {len(bands)} bands {list(bands)} (the model's in_channels) "
-                f"but {path} has {images.shape[1]} channels: the patches were made with other "
+                f"but {path} has {images.shape[2]} channels: the patches were made with other "
                 "bands. Restore `imagery.bands`, or rerun from acquire_imagery "
                 "(snakemake --forcerun acquire_imagery)."
             )
-        if labels.shape != (images.shape[0], *images.shape[2:]):
+        if labels.shape != images.shape[:2]:
             raise DataError(
                 f"{path}: labels.npy has shape {labels.shape}, images.npy {images.shape}; "
                 "rerun tile_area for this area."
             )
-        if int(group["patch"].max()) >= images.shape[0] or int(group["patch"].min()) < 0:
+        bottom, right = group["row"] + group["size"], group["col"] + group["size"]
+        inside = (group["row"] >= 0) & (group["col"] >= 0)
+        inside &= (bottom <= images.shape[0]) & (right <= images.shape[1])
+        if not inside.all():
             raise DataError(
-                f"{path}: the index refers to patch {int(group['patch'].max())} but the store "
-                f"holds {images.shape[0]}; rerun tile_area and split_patches."
+                f"{path}: the index has patch windows outside the area's {images.shape[1]} x "
+                f"{images.shape[0]} px; rerun tile_area and split_patches."
             )
-        sizes.add(int(images.shape[-1]))
     if len(sizes) != 1:
         raise DataError(
             f"patch stores of {sorted(map(str, stores))}: areas have different patch sizes "

@@ -1,4 +1,4 @@
-"""Cut an aligned area into square patches: a .npy patch store and a GeoParquet index."""
+"""Cut an aligned area into square patches: the area's .npy store and a GeoParquet index."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rasterio.windows import Window
 from landcover.classes import IGNORE
 from landcover.errors import ConfigError, DataError
 from landcover.io import atomic_path, open_raster
-from landcover.prepare.store import NpyWriter
+from landcover.prepare.store import DTYPES, NpyWriter, to_store_dtype
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def tile_area(
     stride: int,
     min_valid: float,
     class_names: Sequence[str],
+    dtype: str,
 ) -> gpd.GeoDataFrame:
     """Cut an aligned area into ``size`` x ``size`` patches every ``stride`` px.
 
@@ -91,22 +92,24 @@ def tile_area(
     fraction is below ``min_valid`` are dropped. Stored labels are 255 wherever
     the pixel is not valid.
 
-    The area is read one strip of ``size`` rows at a time (twice: once to choose
-    the patches, once to write them), and the patches go straight into
-    memory-mapped ``.npy`` files, so memory stays bounded by one strip.
+    The patches are windows of the area's store (:mod:`landcover.prepare.store`): the
+    area's pixels once, whatever the stride. The area is read one strip at a time
+    (twice: once to choose the patches, once to write the store), so memory stays
+    bounded by one strip.
 
     Args:
         area: the area's name (messages and the ``area`` column).
         image: aligned float32 image (NaN nodata).
         labels: aligned uint8 labels (255 ignore).
-        out_images: ``images.npy``, float32 ``(N, C, size, size)``.
-        out_labels: ``labels.npy``, uint8 ``(N, size, size)``.
+        out_images: ``images.npy``, ``(H, W, C)`` in ``dtype``, NaN where no data.
+        out_labels: ``labels.npy``, uint8 ``(H, W)``, 255 where a pixel is not valid.
         out_index: ``index.parquet``, GeoParquet, footprints in the area CRS, columns
             ``area, patch, row, col, size, valid_fraction, count_<name>...``.
         size: patch side in px.
         stride: step between windows in px.
         min_valid: minimum valid fraction of a kept patch, in [0, 1].
         class_names: class names in index order (for the ``count_<name>`` columns).
+        dtype: ``patches.dtype`` of ``images.npy`` (``float16`` or ``float32``).
 
     Returns:
         The index of the kept patches.
@@ -124,6 +127,8 @@ def tile_area(
         )
     if not 0 <= min_valid <= 1:
         raise ConfigError(f"patches.min_valid must lie in [0, 1], got {min_valid}.")
+    if dtype not in DTYPES:
+        raise ConfigError(f"patches.dtype must be one of {list(DTYPES)}, got {dtype!r}.")
     names = list(class_names)
     with (
         open_raster(image, f"aligned image of area '{area}'") as img,
@@ -166,25 +171,41 @@ def tile_area(
                 "`patches.min_valid` or check the aligned image and labels of this area."
             )
         index = _index_frame(area, kept, size, names, img.transform, img.crs)
-        n, bands = len(kept), img.count
         with (
             atomic_path(out_images) as tmp_images,
             atomic_path(out_labels) as tmp_labels,
             atomic_path(out_index) as tmp_index,
         ):
-            # plain writes, not memory maps: a full disk is then an error, not a SIGBUS
-            with tmp_images.open("wb") as file_images, tmp_labels.open("wb") as file_labels:
-                images_npy = NpyWriter(file_images, np.float32, (n, bands, size, size))
-                labels_npy = NpyWriter(file_labels, np.uint8, (n, size, size))
-                kept_windows = [(row, col) for row, col, _, _ in kept]
-                for _, _, image_patch, label_patch in _patches(img, lab, kept_windows, size):
-                    images_npy.append(image_patch)
-                    valid = valid_mask(image_patch, label_patch)
-                    labels_npy.append(np.where(valid, label_patch, IGNORE))
-                images_npy.finish()
-                labels_npy.finish()
+            _write_store(area, img, lab, tmp_images, tmp_labels, dtype)
             index.to_parquet(tmp_index)
     return index
+
+
+STORE_STRIP = 256
+"""Rows of the area read and written at a time while writing the store."""
+
+
+def _write_store(
+    area: str,
+    img: rasterio.DatasetReader,
+    lab: rasterio.DatasetReader,
+    out_images: Path,
+    out_labels: Path,
+    dtype: str,
+) -> None:
+    """Write the area's pixels, ``(H, W, C)`` in ``dtype``, and its valid labels ``(H, W)``."""
+    shape = (img.height, img.width)
+    # plain writes, not memory maps: a full disk is then an error, not a SIGBUS
+    with out_images.open("wb") as file_images, out_labels.open("wb") as file_labels:
+        images_npy = NpyWriter(file_images, dtype, (*shape, img.count))
+        labels_npy = NpyWriter(file_labels, np.uint8, shape)
+        for top in range(0, img.height, STORE_STRIP):
+            strip = Window(0, top, img.width, min(STORE_STRIP, img.height - top))
+            image, labels = img.read(window=strip), lab.read(1, window=strip)
+            images_npy.extend(to_store_dtype(image.transpose(1, 2, 0), dtype, area))
+            labels_npy.extend(np.where(valid_mask(image, labels), labels, IGNORE))
+        images_npy.finish()
+        labels_npy.finish()
 
 
 def _check_inputs(

@@ -115,7 +115,7 @@ def test_scorer_is_the_mean_of_its_members(ensemble, results, patch_store, monke
     assert scorer.window_multiple == 32 and str(scorer.device) == "cpu"
     assert scorer.channels_last is False  # the last member's (the trees')
     assert [m["experiment"] for m in scorer.meta["members"]] == ["unet", "pixel"]
-    images = torch.from_numpy(np.load(patch_store["stores"]["a"].images)[:3].copy())
+    images = torch.from_numpy(patch_store["read"]("a", 3)[0])
     probs = scorer(images.clone())
     assert probs.shape == (3, len(scorer.classes), 32, 32) and probs.dtype == np.float32
     expected = (unet(images.clone()) + pixel(images.clone())) / 2
@@ -129,7 +129,7 @@ def test_members_in_the_other_order_give_the_same_map(ensemble, results, patch_s
     members = members_of(results, "pixel", "unet")
     outputs = outputs_in(reversed_)
     models.train("ensemble", **train_kwargs(patch_store, outputs, model), members=members)
-    images = torch.from_numpy(np.load(patch_store["stores"]["b"].images)[:2].copy())
+    images = torch.from_numpy(patch_store["read"]("b", 2)[0])
     first = models.load("ensemble", ensemble.best, "cpu")(images.clone())
     second = models.load("ensemble", outputs.best, "cpu")
     assert second.channels_last is True  # the U-Net's layout on the CPU

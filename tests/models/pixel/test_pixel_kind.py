@@ -100,11 +100,10 @@ def test_scorer_gives_probabilities_per_pixel(trained, patch_store):
     scorer = models.load("pixel", outputs.best, "cuda")
     assert scorer.classes == patch_store["classes"] and scorer.bands == patch_store["bands"]
     assert scorer.window_multiple == 1 and scorer.device == "cpu"
-    images = np.load(patch_store["stores"]["a"].images)[:2]
+    images, labels = patch_store["read"]("a", 2)
     probs = scorer(torch.from_numpy(images.copy()))
     assert probs.shape == (2, len(scorer.classes), *images.shape[2:])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    labels = np.load(patch_store["stores"]["a"].labels)[:2]
     valid = labels != 255
     assert (probs.argmax(axis=1)[valid] == labels[valid]).mean() > 0.8
 
@@ -112,7 +111,7 @@ def test_scorer_gives_probabilities_per_pixel(trained, patch_store):
 def test_a_pixel_is_scored_alone(trained, patch_store):
     """No spatial context: a pixel's probabilities do not depend on its neighbours."""
     scorer = models.load("pixel", trained[0].best, "cpu")
-    images = np.load(patch_store["stores"]["a"].images)[:1].copy()
+    images = patch_store["read"]("a", 1)[0]
     flipped = images[..., ::-1].copy()
     np.testing.assert_allclose(
         scorer(torch.from_numpy(images))[..., ::-1], scorer(torch.from_numpy(flipped)), atol=1e-6

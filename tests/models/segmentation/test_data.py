@@ -38,18 +38,34 @@ def test_dihedral_gives_eight_distinct_transforms():
     np.testing.assert_array_equal(dihedral(image, 5)[1], dihedral(a, 5) * 10)
 
 
+def patch_of(patch_store, area: str, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Patch ``patch`` of ``area`` read from the store's arrays by hand: (C, P, P), (P, P)."""
+    table = pd.read_parquet(patch_store["index"])
+    row = table[(table["area"] == area) & (table["patch"] == patch)].iloc[0]
+    r, c, p = int(row["row"]), int(row["col"]), int(row["size"])
+    images = np.load(patch_store["patches_dir"] / area / "images.npy")
+    labels = np.load(patch_store["patches_dir"] / area / "labels.npy")
+    return images[r : r + p, c : c + p].transpose(2, 0, 1), labels[r : r + p, c : c + p]
+
+
 def test_band_stats_match_numpy(patch_store):
     table = pd.read_parquet(patch_store["index"])
     train = table[table["split"] == "train"]
-    mean, std = band_stats(patch_store["stores"], train, chunk=5)
-    stack = np.concatenate(
-        [
-            np.load(patch_store["patches_dir"] / area / "images.npy")[g["patch"].to_numpy()]
-            for area, g in train.groupby("area")
-        ]
+    mean, std = band_stats(patch_store["stores"], train, strip=5)
+    stack = np.stack(
+        [patch_of(patch_store, a, p)[0] for a, p in zip(train["area"], train["patch"], strict=True)]
     )
     np.testing.assert_allclose(mean, np.nanmean(stack, axis=(0, 2, 3)), rtol=1e-5)
     np.testing.assert_allclose(std, np.nanstd(stack, axis=(0, 2, 3)), rtol=1e-4)
+
+
+def test_band_stats_count_an_overlap_once(patch_store):
+    table = pd.read_parquet(patch_store["index"])
+    rows = table[(table["area"] == "a") & table["patch"].isin([0, 1])]
+    overlapping = pd.concat([rows, rows.assign(col=rows["col"].iloc[0] + 8).iloc[:1]])
+    assert band_stats(patch_store["stores"], overlapping) == band_stats(
+        patch_store["stores"], rows
+    )  # the third window lies inside the first two
 
 
 def test_dataset_reads_normalised_patch(patch_store):
@@ -57,10 +73,9 @@ def test_dataset_reads_normalised_patch(patch_store):
     rows = table[table["area"] == "b"].iloc[[2, 5]]
     ds = PatchDataset(patch_store["stores"], rows, mean=[0.1] * 4, std=[0.5] * 4)
     image, label, i = ds[(1, 3)]
-    raw = np.load(patch_store["patches_dir"] / "b" / "images.npy")[5]
+    raw, raw_label = patch_of(patch_store, "b", 5)
     expected = dihedral(np.nan_to_num((raw - 0.1) / 0.5), 3)
     np.testing.assert_allclose(image.numpy(), expected, rtol=1e-6)
-    raw_label = np.load(patch_store["patches_dir"] / "b" / "labels.npy")[5]
     np.testing.assert_array_equal(label.numpy(), dihedral(raw_label, 3))
     assert i == 1 and image.dtype == torch.float32 and label.dtype == torch.uint8
     assert not torch.isnan(image).any()

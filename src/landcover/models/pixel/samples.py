@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from landcover.classes import IGNORE
-from landcover.prepare.store import Stores, open_images, open_labels
+from landcover.prepare.store import Stores, open_images, open_labels, windows
 
 INDICES: dict[str, tuple[str, str]] = {
     "NDVI": ("B08", "B04"),  # vegetation
@@ -58,10 +58,10 @@ def draw(
     xs, ys = [], []
     for area, group in rows.groupby("area", sort=True):
         images, labels = open_images(stores[str(area)]), open_labels(stores[str(area)])
-        for patch in np.sort(group["patch"].to_numpy()):
-            image = np.asarray(images[patch], dtype=np.float32)
-            label = np.asarray(labels[patch]).reshape(-1)
-            pixels = image.reshape(image.shape[0], -1).T
+        for row, col, size in windows(group.sort_values(["row", "col"])):
+            block = images[row : row + size, col : col + size]  # (P, P, bands)
+            pixels = np.asarray(block, dtype=np.float32).reshape(-1, block.shape[-1])
+            label = np.asarray(labels[row : row + size, col : col + size]).reshape(-1)
             keep = np.flatnonzero((label != IGNORE) & np.isfinite(pixels).all(axis=1))
             keep = keep[sample_rows(len(keep), per_patch, rng)]
             xs.append(pixels[keep])

@@ -1,8 +1,8 @@
 """Training data of the segmentation models: normalisation, augmentation, dataset and sampler.
 
-A patch is read with ``np.load(path, mmap_mode="r")[i]``: no decompression and no
-copy of the store (:mod:`landcover.prepare.store`). :func:`prepare_data` checks the
-store, the index and the class weights against the settings before any training.
+A patch is its window of the area's memory-mapped store: no decompression and no copy
+of the area (:mod:`landcover.prepare.store`). :func:`prepare_data` checks the store,
+the index and the class weights against the settings before any training.
 """
 
 from __future__ import annotations
@@ -21,7 +21,15 @@ from torch.utils.data import Dataset, Sampler
 
 from landcover.errors import ConfigError, DataError
 from landcover.models.segmentation.nets import OUTPUT_STRIDE
-from landcover.prepare.store import Stores, load_training_data, open_images, open_labels
+from landcover.prepare.store import (
+    Stores,
+    coverage,
+    load_training_data,
+    open_images,
+    open_labels,
+    window_image,
+    window_labels,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +80,19 @@ def dihedral(array: np.ndarray, code: int) -> np.ndarray:
 
 
 def band_stats(
-    stores: Stores, rows: pd.DataFrame, chunk: int = 256
+    stores: Stores, rows: pd.DataFrame, strip: int = 256
 ) -> tuple[list[float], list[float]]:
     """Per-band mean and standard deviation over the valid pixels of some patches.
 
-    Streams the patches in chunks (float64 sums), so memory stays bounded.
+    Each pixel inside any of the patches counts once (overlapping windows do not weigh
+    their overlap twice). Streams each area in strips of rows (float64 sums), so memory
+    stays bounded.
 
     Args:
         stores: the areas' patch stores.
-        rows: index rows (``area``, ``patch``) of the patches to use (the train split).
-        chunk: patches per read.
+        rows: index rows (``area``, ``row``, ``col``, ``size``) of the patches to use (the
+            train split).
+        strip: rows of the area per read.
 
     Raises:
         DataError: a band has no valid pixel in these patches.
@@ -90,12 +101,14 @@ def band_stats(
     total = sq = count = None
     for area, group in rows.groupby("area", sort=True):
         images = open_images(stores[str(area)])
-        idx = np.sort(group["patch"].to_numpy())
-        for start in range(0, len(idx), chunk):
-            block = np.asarray(images[idx[start : start + chunk]], dtype=np.float64)
-            valid = np.isfinite(block)
+        covered = coverage(group, images.shape[:2])
+        for top in range(0, images.shape[0], strip):
+            if not covered[top : top + strip].any():
+                continue
+            block = np.asarray(images[top : top + strip], dtype=np.float64)
+            valid = np.isfinite(block) & covered[top : top + strip, :, None]
             block = np.where(valid, block, 0.0)
-            s, q, n = block.sum((0, 2, 3)), (block**2).sum((0, 2, 3)), valid.sum((0, 2, 3))
+            s, q, n = block.sum((0, 1)), (block**2).sum((0, 1)), valid.sum((0, 1))
             total, sq, count = (s, q, n) if total is None else (total + s, sq + q, count + n)
     if total is None or (count == 0).any():
         raise DataError(
@@ -134,7 +147,7 @@ class PatchDataset(Dataset):
 
         Args:
             stores: the areas' patch stores.
-            rows: index rows with ``area`` and ``patch`` (row in the area's arrays).
+            rows: index rows with ``area`` and the window ``row``, ``col``, ``size``.
             mean: per-band mean for ``normalise``.
             std: per-band standard deviation.
             jitter: strength of the radiometric jitter of keys that carry a seed (0: off).
@@ -142,7 +155,7 @@ class PatchDataset(Dataset):
         """
         self.stores = dict(stores)
         self.areas = [str(a) for a in rows["area"]]
-        self.patches = rows["patch"].to_numpy(dtype=np.int64)
+        self.windows = rows[["row", "col", "size"]].to_numpy(dtype=np.int64)
         self.mean = [float(v) for v in mean]
         self.std = [float(v) for v in std]
         self.jitter = float(jitter)
@@ -150,7 +163,7 @@ class PatchDataset(Dataset):
 
     def __len__(self) -> int:
         """Return the number of patches."""
-        return len(self.patches)
+        return len(self.windows)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without the memory maps (each worker opens its own)."""
@@ -170,17 +183,18 @@ class PatchDataset(Dataset):
         """Read, normalise and transform one patch."""
         i, code = (key, 0) if isinstance(key, int | np.integer) else key
         images, labels = self._arrays(self.areas[i])
-        image = images[self.patches[i]]
+        row, col, size = (int(v) for v in self.windows[i])
+        image = window_image(images, row, col, size)
         if self.jitter > 0 and code >= N_DIHEDRAL:
             image = jitter_bands(image, self.jitter, code // N_DIHEDRAL)
         image = normalise(image, self.mean, self.std)
-        label = np.asarray(labels[self.patches[i]])
+        label = window_labels(labels, row, col, size)
         if code % N_DIHEDRAL:
             image = dihedral(image, code % N_DIHEDRAL)
             label = dihedral(label, code % N_DIHEDRAL)
         return (
             torch.from_numpy(np.ascontiguousarray(image)),
-            torch.from_numpy(np.array(label)),  # a copy: memory maps are read-only
+            torch.from_numpy(np.ascontiguousarray(label)),  # a copy of the read-only map
             int(i),
         )
 
