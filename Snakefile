@@ -79,3 +79,10 @@ rule loao:
     # leave-one-area-out: each area held out in turn, one summary per experiment x device
     input:
         get_loao_targets,
+
+
+rule folds:
+    # k-fold cross-validation over the spatial blocks (evaluate.folds: K), one summary per
+    # experiment x device
+    input:
+        get_kfold_targets,

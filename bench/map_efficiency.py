@@ -45,6 +45,7 @@ Usage (from the repository root):
     python bench/map_efficiency.py --skip-memory --engine onnx
     python bench/map_efficiency.py --skip-memory --encoder resnet34
     python bench/map_efficiency.py --skip-throughput --large 20000 --small 5000
+    python bench/map_efficiency.py --skip-throughput --pixel-scene 13896x81786
 """
 
 from __future__ import annotations
@@ -143,6 +144,7 @@ def write_scene(
     *,
     pixel_sizes: Sequence[int] = (),
     rows: int = 504,
+    georeferenced: bool = True,
 ) -> Path:
     """Write a synthetic aligned image (float32, NaN nodata), ``rows`` rows at a time.
 
@@ -150,9 +152,12 @@ def write_scene(
     shrinks it a hundredfold and the map holds several classes. With ``pixel_sizes``
     (metres, one per band) the values are random reflectance on the DN grid
     (``DN * 1e-4 - 0.1``), one value per native pixel: a 20 m band repeats each value
-    over 2 x 2 px of the 10 m grid. A 300 px square in the upper left is nodata.
+    over 2 x 2 px of the 10 m grid. A 300 px square in the upper left is nodata. Without
+    ``georeferenced`` the scene has no CRS (an area given as a pixel window).
     """
     grid = Grid("EPSG:32631", Affine(10, 0, 500000, 0, -10, 5000000), width, height)
+    if not georeferenced:
+        grid = Grid(None, Affine.identity(), width, height)  # type: ignore[arg-type]
     # laid out and compressed as align_area writes aligned images
     profile = {**image_profile(grid, bands), "BIGTIFF": "YES"}
     rng = np.random.default_rng(0)
@@ -209,13 +214,21 @@ def child_map(args: argparse.Namespace) -> None:
     print(json.dumps({"floor": floor, "peak": vm_hwm(), "seconds": seconds}))
 
 
-def measure_memory(args: argparse.Namespace, side: int, work: Path) -> dict[str, float]:
-    """Write a ``side`` x ``side`` scene and map it in a fresh process; return its figures."""
-    image = work / f"scene_{side}.tif"
+def measure_memory(
+    args: argparse.Namespace, side: int | tuple[int, int], work: Path
+) -> dict[str, float]:
+    """Write a scene and map it in a fresh process; return its figures.
+
+    ``side``: a square georeferenced scene's side, or ``(height, width)`` of one without
+    a CRS.
+    """
+    height, width = (side, side) if isinstance(side, int) else side
+    image = work / f"scene_{height}x{width}.tif"
     start = time.perf_counter()
-    write_scene(image, side, side, args.memory_bands)
+    write_scene(image, height, width, args.memory_bands, georeferenced=isinstance(side, int))
     written = time.perf_counter() - start
-    command = [sys.executable, __file__, "--child", str(image), str(work / f"map_{side}.tif")]
+    out = work / f"map_{height}x{width}.tif"
+    command = [sys.executable, __file__, "--child", str(image), str(out)]
     for flag in ("threads", "classes", "window", "overlap", "batch_size", "memory_model"):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     run = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -224,6 +237,9 @@ def measure_memory(args: argparse.Namespace, side: int, work: Path) -> dict[str,
     figures = json.loads(run.stdout.strip().splitlines()[-1])
     figures["written"] = written
     figures["input_mb"] = image.stat().st_size / 1e6
+    with rasterio.open(out) as mapped:
+        figures["map_crs"] = str(mapped.crs)
+        figures["map_shape"] = [mapped.height, mapped.width]
     image.unlink()
     return figures
 
@@ -383,6 +399,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--large", type=int, default=20000, help="large memory scene side")
     parser.add_argument("--small", type=int, default=5000, help="small memory scene side")
     parser.add_argument("--memory-bands", type=int, default=3)
+    parser.add_argument(
+        "--pixel-scene",
+        type=lambda text: tuple(int(v) for v in text.lower().split("x")),
+        default=None,
+        metavar="HEIGHTxWIDTH",
+        help="also map a scene without a CRS of this size, e.g. 13896x81786 (the "
+        "planetary scene of issue 13); off by default (1.1 Gpx take long)",
+    )
     parser.add_argument("--memory-model", default="conv", help="conv or a U-Net encoder name")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: system tmp)")
     parser.add_argument("--skip-throughput", action="store_true")
@@ -467,6 +491,15 @@ def main() -> None:
             large, small = peaks[args.large], peaks[args.small]
             print(f"large peak:                {large / 1e9:6.2f} GB  (goal <= 1.5 GB)")
             print(f"large / small peak:        {large / small:6.3f}  (goal <= 1.2)")
+            if args.pixel_scene:
+                height, width = args.pixel_scene
+                m = measure_memory(args, (height, width), work)
+                print(
+                    f"{width} x {height} px without a CRS: peak RSS {m['peak'] / 2**20:.0f} MiB "
+                    f"({m['peak'] / small:.3f} x the small scene's), mapped in "
+                    f"{m['seconds']:.0f} s; the map: CRS {m['map_crs']}, shape "
+                    f"{m['map_shape'][1]} x {m['map_shape'][0]}"
+                )
 
 
 if __name__ == "__main__":

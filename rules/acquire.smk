@@ -50,6 +50,7 @@ rule acquire_imagery:
         mem_mb=2000,
     params:
         bbox=get_bbox,
+        window=get_window,
         # the `imagery` section, root resolved: the kind's module takes the keys it names
         source=get_source("imagery"),
         resolution=lookup(dpath="grid/resolution", within=config),
@@ -75,6 +76,7 @@ rule acquire_labels:
         mem_mb=1000,
     params:
         bbox=get_bbox,
+        window=get_window,
         source=get_source("labels"),
     script:
         "../scripts/acquire_labels.py"

@@ -20,6 +20,7 @@ rule align_area:
         mem_mb=2000,
     params:
         bbox=get_bbox,
+        window=get_window,
         classes=lookup(dpath="classes", within=config),
         ignore_codes=lookup(dpath="ignore_codes", within=config),
         resolution=lookup(dpath="grid/resolution", within=config),

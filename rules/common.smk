@@ -23,6 +23,7 @@ from landcover.sources import (  # noqa: E402
 )
 from landcover.experiments import experiment_table  # noqa: E402
 from landcover.evaluation.loao import FOLD_SPLIT_METHOD  # noqa: E402
+from landcover.prepare.folds import check_folds, fold_names  # noqa: E402
 
 # the schema fills defaults; a failure is one short message naming the key
 validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
@@ -49,7 +50,9 @@ MODEL = "results/models/{experiment}/{device}/best.pt"
 
 wildcard_constraints:
     area="|".join(re.escape(name) for name in AREAS),
-    holdout="|".join(re.escape(name) for name in AREAS),
+    # cross-validation (rules/loao.smk): a held-out area (loao) or k0, k1, … (folds)
+    scheme="loao|folds",
+    fold="|".join([*(re.escape(name) for name in AREAS), "k[0-9]+"]),
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     device="cpu|cuda|mps",
 
@@ -73,15 +76,24 @@ def get_local_files(section):
 
 
 def get_bbox(wildcards):
-    """The area's [west, south, east, north] in degrees."""
-    return list(AREAS[wildcards.area].bbox)
+    """The area's [west, south, east, north] in degrees; None for a pixel window."""
+    bbox = AREAS[wildcards.area].bbox
+    return None if bbox is None else list(bbox)
+
+
+def get_window(wildcards):
+    """The area's pixel window of the local files ([col, row, width, height] or "all");
+    None for an area given by a bbox."""
+    window = AREAS[wildcards.area].window
+    return list(window) if isinstance(window, tuple) else window
 
 
 def get_demo_areas():
-    """Areas as plain dicts for the demo generator."""
+    """Areas as plain dicts for the demo generator (pixel windows have no place in it)."""
     return {
         name: {"bbox": list(area.bbox), "landscape": area.landscape}
         for name, area in AREAS.items()
+        if area.bbox is not None
     }
 
 
@@ -141,13 +153,14 @@ def get_onnx_model(wildcards):
 
 def get_ensemble_members(wildcards):
     """The trained models an ensemble averages (train_model's `members` input): its
-    members' best.pt on the same device, in the same chain (a leave-one-area-out fold's
+    members' best.pt on the same device, in the same chain (a cross-validation fold's
     own); none for another kind."""
     members = EXPERIMENTS[wildcards.experiment]["model"]["members"]
-    if "holdout" in wildcards.keys():
+    if "fold" in wildcards.keys():
         return expand(
-            LOAO_MODEL,
-            holdout=wildcards.holdout,
+            FOLD_MODEL,
+            scheme=wildcards.scheme,
+            fold=wildcards.fold,
             experiment=members,
             device=wildcards.device,
         )
@@ -213,7 +226,7 @@ def get_eval_labels(wildcards):
 
 def get_fold_holdout(wildcards):
     """The area a leave-one-area-out fold holds out, as the list `holdout` params take."""
-    return [wildcards.holdout]
+    return [wildcards.fold]
 
 
 def get_loao_targets(wildcards=None):
@@ -221,6 +234,65 @@ def get_loao_targets(wildcards=None):
     check_leave_one_area_out(AREAS)
     return expand(
         "results/loao/{experiment}/{device}/summary.csv",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
+    )
+
+
+def get_fold_names(wildcards):
+    """The folds of a scheme, in the summary's row order: every area (loao), k0 … (folds)."""
+    if wildcards.scheme == "loao":
+        return list(AREAS)
+    return fold_names(check_folds(config["evaluate"]["folds"]))
+
+
+def get_fold_areas(wildcards):
+    """Areas a fold maps and scores: the held-out area (loao); every area (folds: the
+    blocks of an area with K blocks or more are dealt over all K folds)."""
+    return [wildcards.fold] if wildcards.scheme == "loao" else list(AREAS)
+
+
+def get_fold_scenes(wildcards):
+    """Areas a fold scores over the whole scene (the held-out area of loao); the other
+    areas are scored on the fold's test blocks (split `holdout` of its index)."""
+    return [wildcards.fold] if wildcards.scheme == "loao" else []
+
+
+def get_fold_maps(wildcards):
+    """The fold's maps of get_fold_areas, in that order."""
+    return expand(
+        "results/{scheme}/{fold}/maps/{experiment}/{device}/{area}.tif",
+        scheme=wildcards.scheme,
+        fold=wildcards.fold,
+        experiment=wildcards.experiment,
+        device=wildcards.device,
+        area=get_fold_areas(wildcards),
+    )
+
+
+def get_fold_labels(wildcards):
+    """The aligned labels of get_fold_areas, in that order."""
+    return expand("results/aligned/{area}/labels.tif", area=get_fold_areas(wildcards))
+
+
+def get_fold_scores(name):
+    """An input function: the fold's `name` (metrics.json, per_class_iou.csv) of every
+    fold of the scheme, in the order of get_fold_names."""
+    return lambda wildcards: expand(
+        "results/{scheme}/{fold}/eval/{experiment}/{device}/{name}",
+        scheme=wildcards.scheme,
+        fold=get_fold_names(wildcards),
+        experiment=wildcards.experiment,
+        device=wildcards.device,
+        name=name,
+    )
+
+
+def get_kfold_targets(wildcards=None):
+    """k-fold summaries of every experiment x device (needs evaluate.folds)."""
+    check_folds(config["evaluate"]["folds"])
+    return expand(
+        "results/folds/{experiment}/{device}/summary.csv",
         experiment=EXPERIMENTS,
         device=DEVICES,
     )
@@ -237,13 +309,26 @@ def get_all_metrics(wildcards):
 
 def get_eval_targets():
     """Per-class IoU tables of every experiment x device (and of the maps cleaned to the
-    minimum mapping unit, when `predict.min_mapping_unit` is set)."""
+    minimum mapping unit, when `predict.min_mapping_unit` is set; and the chips' class
+    proportions for kind chips)."""
     cleaned = ["mmu/"] if config["predict"]["min_mapping_unit"] else []
-    return expand(
+    tables = expand(
         "results/eval/{experiment}/{device}/{variant}per_class_iou.csv",
         experiment=EXPERIMENTS,
         device=DEVICES,
         variant=["", *cleaned],
+    )
+    return tables + get_proportion_targets()
+
+
+def get_proportion_targets():
+    """Each chip's class proportions and KL (kind chips), per experiment x device."""
+    if config["labels"]["kind"] != "chips":
+        return []
+    return expand(
+        "results/eval/{experiment}/{device}/proportions.csv",
+        experiment=EXPERIMENTS,
+        device=DEVICES,
     )
 
 
@@ -279,8 +364,8 @@ def get_figure_targets():
 
 def get_final_output(runtimes=True):
     """What `snakemake` builds by default: maps, scores, figures, the leaderboard, the
-    leave-one-area-out summaries when switched on and (last, as it gathers the benchmark
-    files of all the others) the run-time table."""
+    leave-one-area-out and k-fold summaries when switched on and (last, as it gathers the
+    benchmark files of all the others) the run-time table."""
     outputs = [
         *get_map_targets(),
         *get_eval_targets(),
@@ -289,6 +374,8 @@ def get_final_output(runtimes=True):
     ]
     if LEAVE_ONE_AREA_OUT:
         outputs += get_loao_targets()
+    if config["evaluate"]["folds"]:
+        outputs += get_kfold_targets()
     if runtimes:
         outputs += ["results/runtime/runtimes.csv", "results/runtime/runtimes.png"]
     return outputs

@@ -86,3 +86,28 @@ rule collect_leaderboard:
         model_kinds={name: exp["model"]["kind"] for name, exp in EXPERIMENTS.items()},
     script:
         "../scripts/collect_leaderboard.py"
+
+
+rule chip_proportions:
+    # kind chips: each chip's reference and predicted class proportions and their KL
+    input:
+        maps=get_eval_maps,
+        labels=get_eval_labels,
+    output:
+        table="results/eval/{experiment}/{device}/proportions.csv",
+    log:
+        "logs/chip_proportions/{experiment}/{device}.log",
+    benchmark:
+        "benchmarks/chip_proportions/{experiment}/{device}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        classes=lookup(dpath="classes", within=config),
+        ignore_codes=lookup(dpath="ignore_codes", within=config),
+        areas=get_eval_areas(),
+        eps=lookup(dpath="evaluate/kl_eps", within=config),
+    script:
+        "../scripts/chip_proportions.py"

@@ -1,118 +1,140 @@
-# Leave-one-area-out (evaluate.leave_one_area_out, or the `loao` target): each area held
-# out in turn (the {holdout} wildcard). The main chain's rules are reused with other
-# paths: the patch arrays of results/patches/{area}/ are shared, the split and the class
-# weights are the fold's own.
+# Cross-validation folds: the main chain's rules reused with other paths. Two schemes
+# (the {scheme} wildcard, each with its own target):
+# - loao, leave-one-area-out (evaluate.leave_one_area_out, target `loao`): a {fold} is a
+#   held-out area, mapped and scored over its whole scene; results/loao/{fold}/...
+# - folds, k-fold (evaluate.folds: K, target `folds`): a {fold} is k0 ... k{K-1}, a K-th
+#   of the spatial blocks, scored on those blocks of every area; results/folds/{fold}/...
+# The patch arrays of results/patches/{area}/ are shared; the split and the class weights
+# are the fold's own, and so are its models, maps and scores.
 
 # A fold's trained model, as its rules name it.
-LOAO_MODEL = "results/loao/{holdout}/models/{experiment}/{device}/best.pt"
+FOLD_MODEL = "results/{scheme}/{fold}/models/{experiment}/{device}/best.pt"
 
 
 use rule split_patches as loao_split_patches with:
     output:
-        index="results/loao/{holdout}/patches/index.parquet",
+        index="results/loao/{fold}/patches/index.parquet",
     log:
-        "logs/loao_split_patches/{holdout}.log",
+        "logs/loao_split_patches/{fold}.log",
     benchmark:
-        "benchmarks/loao_split_patches/{holdout}.tsv"
+        "benchmarks/loao_split_patches/{fold}.tsv"
     params:
         holdout=get_fold_holdout,
         # the held-out area is neither trained nor validated on (landcover.evaluation.loao)
         method=FOLD_SPLIT_METHOD,
 
 
-use rule class_weights as loao_class_weights with:
+rule kfold_split:
+    # fold k tests on its blocks; the others train and validate (landcover.prepare.folds)
     input:
-        index="results/loao/{holdout}/patches/index.parquet",
+        index="results/patches/index.parquet",
     output:
-        weights="results/loao/{holdout}/patches/class_weights.json",
+        index="results/folds/{fold}/patches/index.parquet",
     log:
-        "logs/loao_class_weights/{holdout}.log",
+        "logs/kfold_split/{fold}.log",
     benchmark:
-        "benchmarks/loao_class_weights/{holdout}.tsv"
+        "benchmarks/kfold_split/{fold}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    params:
+        k=lookup(dpath="evaluate/folds", within=config),
+        buffer=lookup(dpath="split/buffer", within=config),
+        val_fraction=lookup(dpath="split/val_fraction", within=config),
+        seed=lookup(dpath="seed", within=config),
+    script:
+        "../scripts/kfold_split.py"
 
 
-use rule train_model as loao_train_model with:
+use rule class_weights as fold_class_weights with:
+    input:
+        index="results/{scheme}/{fold}/patches/index.parquet",
+    output:
+        weights="results/{scheme}/{fold}/patches/class_weights.json",
+    log:
+        "logs/fold_class_weights/{scheme}/{fold}.log",
+    benchmark:
+        "benchmarks/fold_class_weights/{scheme}/{fold}.tsv"
+
+
+use rule train_model as fold_train_model with:
     input:
         **get_patch_stores(),
-        index="results/loao/{holdout}/patches/index.parquet",
-        class_weights="results/loao/{holdout}/patches/class_weights.json",
+        index="results/{scheme}/{fold}/patches/index.parquet",
+        class_weights="results/{scheme}/{fold}/patches/class_weights.json",
         members=get_ensemble_members,
     output:
-        best=LOAO_MODEL,
-        last="results/loao/{holdout}/models/{experiment}/{device}/last.pt",
-        history="results/loao/{holdout}/models/{experiment}/{device}/history.csv",
-        hardware="results/loao/{holdout}/models/{experiment}/{device}/hardware.json",
+        best=FOLD_MODEL,
+        last="results/{scheme}/{fold}/models/{experiment}/{device}/last.pt",
+        history="results/{scheme}/{fold}/models/{experiment}/{device}/history.csv",
+        hardware="results/{scheme}/{fold}/models/{experiment}/{device}/hardware.json",
     log:
-        "logs/loao_train_model/{holdout}/{experiment}/{device}.log",
+        "logs/fold_train_model/{scheme}/{fold}/{experiment}/{device}.log",
     benchmark:
-        "benchmarks/loao_train_model/{holdout}/{experiment}/{device}.tsv"
+        "benchmarks/fold_train_model/{scheme}/{fold}/{experiment}/{device}.tsv"
 
 
-use rule predict_area as loao_predict_area with:
+use rule predict_area as fold_predict_area with:
     input:
-        model=LOAO_MODEL,
-        image="results/aligned/{holdout}/image.tif",
+        model=FOLD_MODEL,
+        image="results/aligned/{area}/image.tif",
         members=get_ensemble_members,
     output:
         **optional_map_outputs(
-            "results/loao/{holdout}/maps/{experiment}/{device}/{holdout}"
+            "results/{scheme}/{fold}/maps/{experiment}/{device}/{area}"
         ),
-        **legend_outputs("results/loao/{holdout}/maps/{experiment}/{device}/{holdout}"),
-        map="results/loao/{holdout}/maps/{experiment}/{device}/{holdout}.tif",
+        **legend_outputs("results/{scheme}/{fold}/maps/{experiment}/{device}/{area}"),
+        map="results/{scheme}/{fold}/maps/{experiment}/{device}/{area}.tif",
     log:
-        "logs/loao_predict_area/{holdout}/{experiment}/{device}.log",
+        "logs/fold_predict_area/{scheme}/{fold}/{experiment}/{device}/{area}.log",
     benchmark:
-        "benchmarks/loao_predict_area/{holdout}/{experiment}/{device}.tsv"
+        "benchmarks/fold_predict_area/{scheme}/{fold}/{experiment}/{device}/{area}.tsv"
 
 
-use rule evaluate as loao_evaluate with:
+use rule evaluate as fold_evaluate with:
     input:
-        # lists: the evaluation takes one map and one label file per scored area
-        maps=["results/loao/{holdout}/maps/{experiment}/{device}/{holdout}.tif"],
-        labels=["results/aligned/{holdout}/labels.tif"],
+        maps=get_fold_maps,
+        labels=get_fold_labels,
+        # the fold's split: its test blocks are the windows scored outside the scenes
+        index="results/{scheme}/{fold}/patches/index.parquet",
         code=EVALUATE_CODE,
     output:
-        per_class="results/loao/{holdout}/eval/{experiment}/{device}/per_class_iou.csv",
-        metrics="results/loao/{holdout}/eval/{experiment}/{device}/metrics.json",
-        confusion="results/loao/{holdout}/eval/{experiment}/{device}/confusion.csv",
+        per_class="results/{scheme}/{fold}/eval/{experiment}/{device}/per_class_iou.csv",
+        metrics="results/{scheme}/{fold}/eval/{experiment}/{device}/metrics.json",
+        confusion="results/{scheme}/{fold}/eval/{experiment}/{device}/confusion.csv",
     log:
-        "logs/loao_evaluate/{holdout}/{experiment}/{device}.log",
+        "logs/fold_evaluate/{scheme}/{fold}/{experiment}/{device}.log",
     benchmark:
-        "benchmarks/loao_evaluate/{holdout}/{experiment}/{device}.tsv"
+        "benchmarks/fold_evaluate/{scheme}/{fold}/{experiment}/{device}.tsv"
     params:
-        # the held-out area, scored over its whole scene
-        areas=get_fold_holdout,
-        holdout=get_fold_holdout,
+        areas=get_fold_areas,
+        holdout=get_fold_scenes,
 
 
-rule loao_summary:
+rule fold_summary:
     input:
-        metrics=expand(
-            "results/loao/{holdout}/eval/{{experiment}}/{{device}}/metrics.json",
-            holdout=AREAS,
-        ),
-        per_class=expand(
-            "results/loao/{holdout}/eval/{{experiment}}/{{device}}/per_class_iou.csv",
-            holdout=AREAS,
-        ),
+        metrics=get_fold_scores("metrics.json"),
+        per_class=get_fold_scores("per_class_iou.csv"),
     output:
         table=report(
-            "results/loao/{experiment}/{device}/summary.csv",
-            caption="../report/loao_summary.rst",
-            category="Leave-one-area-out",
-            subcategory="{experiment}/{device}",
-            labels={"table": "leave-one-area-out"},
+            "results/{scheme}/{experiment}/{device}/summary.csv",
+            caption="../report/fold_summary.rst",
+            category="Cross-validation",
+            subcategory="{scheme}: {experiment}/{device}",
+            labels={"table": "{scheme} summary"},
         ),
     log:
-        "logs/loao_summary/{experiment}/{device}.log",
+        "logs/fold_summary/{scheme}/{experiment}/{device}.log",
     benchmark:
-        "benchmarks/loao_summary/{experiment}/{device}.tsv"
+        "benchmarks/fold_summary/{scheme}/{experiment}/{device}.tsv"
     conda:
         "../envs/geo.yaml"
     threads: 1
     resources:
         mem_mb=500,
     params:
-        areas=list(AREAS),
+        folds=get_fold_names,
     script:
-        "../scripts/loao_summary.py"
+        "../scripts/fold_summary.py"

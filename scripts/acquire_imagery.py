@@ -5,6 +5,7 @@ configure_logging(snakemake.log[0])
 acquire_imagery(
     area=snakemake.wildcards.area,
     bbox=snakemake.params.bbox,
+    window=snakemake.params.window,
     resolution=snakemake.params.resolution,
     out=snakemake.output.imagery,
     **snakemake.params.source,  # kind, root and the kind's settings

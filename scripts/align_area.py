@@ -5,6 +5,7 @@ configure_logging(snakemake.log[0])
 align_area(
     area=snakemake.wildcards.area,
     bbox=snakemake.params.bbox,
+    window=snakemake.params.window,
     imagery=snakemake.input.imagery,
     labels=snakemake.input.labels,
     out_image=snakemake.output.image,

@@ -28,7 +28,8 @@ def walk_properties(schema: dict, path: str = ""):
 
 def test_schema_describes_and_defaults_every_key(repo_root):
     schema = yaml.safe_load((repo_root / "config" / "schema.yaml").read_text())
-    alternatives = {".$defs.bbox", ".$defs.file"}  # bbox xor file: no default for either
+    # bbox, file or window: no default for any
+    alternatives = {".$defs.bbox", ".$defs.file", ".$defs.window"}
     for path, sub, required in walk_properties(schema):
         assert sub.get("description"), f"{path} has no description"
         if not required and path not in alternatives:

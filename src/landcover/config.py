@@ -146,13 +146,17 @@ class Area:
 
     Attributes:
         name: the area's id (the ``{area}`` wildcard).
-        bbox: (west, south, east, north) in degrees.
+        bbox: (west, south, east, north) in degrees; None for an area given as a window.
         landscape: the demo landscape generated for it (demo source only).
+        window: ``[col, row, width, height]`` of the local files, or ``"all"``; None for
+            an area given by a bbox or vector file
+            (:mod:`landcover.sources.pixel_areas`).
     """
 
     name: str
-    bbox: BBox
+    bbox: BBox | None
     landscape: str = "forest"
+    window: tuple[int, int, int, int] | str | None = None
 
 
 def _bbox_of_file(path: str | Path, where: str) -> BBox:
@@ -204,6 +208,10 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
     check_area_names(list(areas), "areas")
     table = {}
     for name, spec in areas.items():
+        if spec.get("window") is not None:
+            window = spec["window"]
+            table[name] = Area(name, None, window=window if window == "all" else tuple(window))
+            continue
         if spec.get("bbox") is not None:
             bbox = check_bbox(spec["bbox"], name)
         else:
@@ -264,7 +272,10 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
             f"({size}): pixels between patches would never be used. Use stride <= size."
         )
     check_grid_crs(config["grid"]["crs"])
+    check_window_areas(config, areas)
     for area in areas.values():
+        if area.bbox is None:
+            continue  # a pixel window: its size is checked when it is read
         grid = area_grid(area.bbox, config["grid"]["resolution"], config["grid"]["crs"])
         if min(grid.shape) < size:
             raise ConfigError(
@@ -274,6 +285,37 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
             )
     for section in ("imagery", "labels"):
         check_source(section, config[section])
+
+
+def check_window_areas(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
+    """Areas given as pixel windows need local sources, and do not mix with bbox areas.
+
+    A window is read from the user's own files on their own pixel grid (with or without
+    a CRS), so both sources must be ``local``; bbox areas live on map grids, and the two
+    cannot be split or compared together.
+
+    Raises:
+        ConfigError: naming the areas, the key and the fix.
+
+    """
+    windows = sorted(name for name, area in areas.items() if area.window is not None)
+    if not windows:
+        return
+    boxes = sorted(name for name, area in areas.items() if area.window is None)
+    if boxes:
+        raise ConfigError(
+            f"areas: {', '.join(windows)} are pixel windows but {', '.join(boxes)} are "
+            "bboxes; a config holds one or the other. Fix: give every area a `window` (of "
+            "the local files) or every area a `bbox`."
+        )
+    kinds = {config[section]["kind"] for section in ("imagery", "labels")}
+    if kinds not in ({"local"}, {"chips"}):
+        raise ConfigError(
+            f"areas: {', '.join(windows)} are pixel windows of your own files, but "
+            f"imagery.kind is '{config['imagery']['kind']}' and labels.kind "
+            f"'{config['labels']['kind']}'. Fix: set both kinds to local (with roots on your "
+            "files, `{area}` in them for one file per area) or both to chips."
+        )
 
 
 def check_leave_one_area_out(areas: Mapping[str, Area]) -> None:

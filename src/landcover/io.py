@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,10 +27,22 @@ import rasterio
 import rasterio.shutil
 from rasterio._err import CPLE_BaseError  # GDAL's errors, which rasterio keeps private
 from rasterio.enums import Interleaving
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from landcover.errors import DataError, DiskFullError, LandcoverError, WriteError
+
+
+def quiet_pixel_grids() -> None:
+    """Silence rasterio's warning about rasters without a map projection.
+
+    Areas given as pixel windows of such files are valid here, and rasterio would warn
+    on every open of one (a warning storm in every log).
+    """
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+
+
+quiet_pixel_grids()
 
 LOW_SPACE = 1 << 20
 """Free bytes below which a failed write is taken for a full disk. GDAL and torch report a

@@ -8,6 +8,8 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
+from landcover.io import quiet_pixel_grids
+
 
 def configure_logging(log_path: str | Path, level: int = logging.INFO) -> None:
     """Send logging, warnings and uncaught tracebacks into a rule's log file.
@@ -26,6 +28,7 @@ def configure_logging(log_path: str | Path, level: int = logging.INFO) -> None:
     root.setLevel(level)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+    quiet_pixel_grids()  # after the reset above
 
     def excepthook(
         kind: type[BaseException], value: BaseException, tb: TracebackType | None

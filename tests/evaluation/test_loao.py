@@ -14,7 +14,7 @@ import pytest
 
 from landcover.config import area_table, check_config, validated
 from landcover.errors import ConfigError, DataError
-from landcover.evaluation.loao import MEAN_ROW, loao_summary, summarise_folds
+from landcover.evaluation.loao import MEAN_ROW, fold_summary, summarise_folds
 
 NAN = math.nan
 
@@ -108,7 +108,7 @@ def test_summary_file_writes_nan(tmp_path):
         per_class.append(tmp_path / f"{area}.csv")
         table.to_csv(per_class[-1], index=False, na_rep="NaN")
     out = tmp_path / "summary.csv"
-    loao_summary(metrics=metrics, per_class=per_class, areas=["north", "south"], out=out)
+    fold_summary(metrics=metrics, per_class=per_class, folds=["north", "south"], out=out)
     text = out.read_text().splitlines()
     assert len(text) == 1 + 2 + 1
     assert text[1].startswith("north,") and "NaN" in text[1] and text[-1].startswith("mean,")
@@ -126,3 +126,35 @@ def test_fewer_than_two_areas_is_a_config_error(tiny_config):
     config = validated(config)
     with pytest.raises(ConfigError, match=r"evaluate.leave_one_area_out needs at least 2 areas"):
         check_config(config, area_table(config["areas"]))
+
+
+def test_mean_row_carries_the_spread_over_the_folds():
+    folds = {
+        "north": fold([0.5, NAN, 0.4], [100, 0, 50], miou=0.45),
+        "south": fold([0.7, 0.6, 0.2], [200, 100, 100], miou=0.5),
+        "east": fold([0.3, 0.2, 0.3], [80, 20, 10], miou=0.3),
+    }
+    table = summarise_folds(folds).set_index("holdout")
+    assert table.loc[MEAN_ROW, "std_miou"] == pytest.approx(np.std([0.45, 0.5, 0.3], ddof=1))
+    assert table.loc[MEAN_ROW, "std_iou_tree"] == pytest.approx(0.2)
+    # NaN skipped: two finite values
+    assert table.loc[MEAN_ROW, "std_iou_water"] == pytest.approx(np.std([0.6, 0.2], ddof=1))
+    assert table.loc[["north", "south", "east"], "std_miou"].isna().all()  # the mean row's
+    assert "std_pixels" not in table.columns and "std_support_tree" not in table.columns
+    one = summarise_folds({"north": folds["north"]}).set_index("holdout")
+    assert math.isnan(one.loc[MEAN_ROW, "std_miou"])  # one fold: no spread
+
+
+def test_k_fold_summary_names_its_folds_in_a_fold_column(tmp_path):
+    folds = {
+        "k0": fold([0.5, 0.1, 0.4], [100, 10, 50], miou=0.33),
+        "k1": fold([0.7, 0.6, 0.2], [200, 100, 100], miou=0.5),
+    }
+    table = summarise_folds(folds, scheme="folds")
+    assert table["fold"].tolist() == ["k0", "k1", MEAN_ROW] and "holdout" not in table
+    with pytest.raises(ConfigError, match="scheme 'kfold' is unknown"):
+        summarise_folds(folds, scheme="kfold")
+    metrics, table = fold([0.5, 0.4, 0.1], [100, 50, 10], miou=0.3)
+    del metrics["miou"]
+    with pytest.raises(DataError, match=r"Fold 'k0'.*results/folds/k0/eval/.*`?folds`? target"):
+        summarise_folds({"k0": (metrics, table)}, scheme="folds")

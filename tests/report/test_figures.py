@@ -99,11 +99,19 @@ def test_plot_area_shows_the_clear_looks_in_a_fourth_panel(tmp_path, area):
     assert figures.read_count(clear).tolist() == count.tolist()
 
 
-def test_plot_area_needs_true_colour_bands(tmp_path, area):
-    image = raster(tmp_path / "bad.tif", np.zeros((2, 8, 8), np.float32), np.nan, ["B08", "B11"])
-    with pytest.raises(DataError, match=r"lacks band\(s\) \['B04', 'B03', 'B02'\]"):
-        figures.plot_area(image, area[1], area[2], tmp_path / "x.png", classes=CLASSES)
-    assert not (tmp_path / "x.png").exists()
+def test_an_image_without_true_colour_bands_is_shown_by_its_own(tmp_path, area):
+    assert figures.view_bands(["B02", "B03", "B04", "B08"]) == [3, 2, 1]
+    assert figures.view_bands(["B08", "B11", "B12"]) == [1, 2, 3]
+    assert figures.view_bands(["gray"]) == [1, 1, 1]
+    gray = raster(
+        tmp_path / "gray.tif", np.arange(64, dtype=np.float32).reshape(1, 8, 8), np.nan, ["gray"]
+    )
+    view, title = figures.read_true_colour(gray)
+    assert title == "Image (gray)" and view.shape == (3, 8, 8)
+    np.testing.assert_array_equal(view[0], view[2])
+    assert figures.read_true_colour(area[0])[1] == "True colour (B04, B03, B02)"
+    figures.plot_area(gray, *area[1:], tmp_path / "x.png", classes=CLASSES, size=(9, 4))
+    assert png_size(tmp_path / "x.png") == (900, 400)
 
 
 def test_plot_iou(tmp_path):

@@ -15,7 +15,9 @@ BBOX = (-16.52, 14.98, -16.48, 15.02)
 
 
 def test_unknown_kind_names_the_key_and_the_kinds():
-    with pytest.raises(ConfigError, match=r"labels\.kind 'osm' is unknown; use one of \['demo'"):
+    with pytest.raises(
+        ConfigError, match=r"labels\.kind 'osm' is unknown; use one of \['chips', 'demo'"
+    ):
         sources.source_kind("labels", "osm")
 
 

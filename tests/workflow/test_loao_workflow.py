@@ -30,11 +30,11 @@ def test_dry_run_plans_one_fold_per_area(tmp_path, tiny_config, run_snakemake, j
     assert run.returncode == 0, run.stderr[-3000:]
     counts = job_counts(run.stdout)
     n, experiments = len(config["areas"]), ["unet", "pixel"]  # the default experiments
-    for rule in ("loao_split_patches", "loao_class_weights"):  # one split per fold
+    for rule in ("loao_split_patches", "fold_class_weights"):  # one split per fold
         assert counts[rule] == n, rule
-    for rule in ("loao_train_model", "loao_predict_area", "loao_evaluate"):
+    for rule in ("fold_train_model", "fold_predict_area", "fold_evaluate"):
         assert counts[rule] == n * len(experiments), rule
-    assert counts["loao_summary"] == len(experiments)
+    assert counts["fold_summary"] == len(experiments)
     assert counts["train_model"] == len(experiments) and counts["tile_area"] == n  # shared
     for area in config["areas"]:
         for experiment in experiments:

@@ -89,7 +89,7 @@ def train(
             f"model.kind ensemble: the trained members passed {[m['experiment'] for m in members]} "
             f"do not match model.members {names}; the training rule must list the members' "
             "best.pt as its `members` input (`members=get_ensemble_members`, in train_model "
-            "and in a rule that reuses it with other inputs, such as loao_train_model)."
+            "and in a rule that reuses it with other inputs, such as fold_train_model)."
         )
     wanted = {"bands": [str(b) for b in bands], "classes": class_names(classes)}
     for member in members:

@@ -24,6 +24,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window
 
 from landcover.classes import IGNORE, ClassMap
 from landcover.errors import ConfigError, DataError
@@ -152,6 +153,7 @@ def align_area(
     crs: str | None,
     label_resampling: LabelResampling,
     threads: int = 1,
+    window: object = None,
 ) -> Grid:
     """Warp an area's raw imagery and labels onto the area grid and write both.
 
@@ -165,7 +167,8 @@ def align_area(
 
     Args:
         area: the area's name (for messages and tags).
-        bbox: (west, south, east, north) in degrees.
+        bbox: (west, south, east, north) in degrees; None for an area given as a pixel
+            window, put together on its files' own grid (:func:`align_window_area`).
         imagery: the raw imagery GeoTIFF, or several whose bands are stacked in order
             (e.g. a 10 m and a 20 m file).
         labels: the raw labels GeoTIFF (source codes).
@@ -178,6 +181,7 @@ def align_area(
         label_resampling: ``"nearest"`` or ``"mode"`` (majority of the source
             pixels under each target pixel).
         threads: GDAL warper and compression threads.
+        window: the area's pixel window (for the log; the raw files hold only it).
 
     Returns:
         The area grid.
@@ -189,15 +193,20 @@ def align_area(
         ConfigError: an unknown ``label_resampling``.
 
     """
+    class_map = ClassMap.from_config(classes, ignore_codes)
+    paths = [imagery] if isinstance(imagery, (str, Path)) else list(imagery)
+    if bbox is None:  # an area given as a pixel window: its files' own grid
+        log.info("area '%s': pixel window %s of the local files", area, window)
+        grid = align_window_area(area, paths, labels, out_image, out_labels, class_map)
+        _legend(out_labels, class_map)
+        return grid
     bbox4 = check_bbox(tuple(bbox), area)  # type: ignore[arg-type]
     grid = area_grid(bbox4, resolution, crs)
-    class_map = ClassMap.from_config(classes, ignore_codes)
     if label_resampling not in ("nearest", "mode"):
         raise ConfigError(
             f"grid.label_resampling: '{label_resampling}' is not supported; use 'nearest' "
             "or 'mode' (labels are categories and must not be interpolated)."
         )
-    paths = [imagery] if isinstance(imagery, (str, Path)) else list(imagery)
     log.info("area '%s': grid %s, %d x %d px at %s", area, grid.crs, *grid.shape[::-1], resolution)
 
     with contextlib.ExitStack() as stack:
@@ -226,17 +235,150 @@ def align_area(
                     f"stale: {_rebuild(label_ds, 'acquire_labels')}."
                 )
             _write_labels(tmp_labels, index, grid, class_map, area, label_ds.tags())
-    # the class names where QGIS and GDAL read them (after the labels: a sidecar never
-    # outlives a failed write)
-    rgba = class_map.colormap()
-    names = list(class_map.names)
-    write_legend(out_labels, range(len(names)), names, [rgba[i] for i in range(len(names))])
+    _legend(out_labels, class_map)
     log.info(
         "area '%s': %.1f%% of pixels labelled",
         area,
         100 * float(np.mean(index != IGNORE)),
     )
     return grid
+
+
+def _legend(out_labels: PathLike, class_map: ClassMap) -> None:
+    """Write the class names where QGIS and GDAL read them, beside the labels.
+
+    After the labels: a sidecar never outlives a failed write.
+    """
+    rgba = class_map.colormap()
+    names = list(class_map.names)
+    write_legend(out_labels, range(len(names)), names, [rgba[i] for i in range(len(names))])
+
+
+STRIP = 512
+"""Rows of an area given as a window copied at a time."""
+
+
+def align_window_area(
+    area: str,
+    imagery: Sequence[PathLike],
+    labels: PathLike,
+    out_image: PathLike,
+    out_labels: PathLike,
+    class_map: ClassMap,
+) -> Grid:
+    """Put an area given as a pixel window together on its files' own grid, strip by strip.
+
+    Nothing is reprojected (the files may have no CRS): the raw imagery and labels must
+    have the same size (and transform when georeferenced). The outputs are those of
+    :func:`align_area`; memory is bounded by a strip of rows, whatever the scene's size.
+
+    Raises:
+        DataError: files of different sizes, or no labelled pixel with imagery.
+
+    """
+    with contextlib.ExitStack() as stack:
+        images = [
+            stack.enter_context(open_raster(p, f"raw imagery of area '{area}'")) for p in imagery
+        ]
+        label_ds = stack.enter_context(open_raster(labels, f"raw labels of area '{area}'"))
+        first = images[0]
+        if "chips" in first.tags() and "chips" in label_ds.tags():  # chip mosaics
+            # imported here: landcover.sources imports this module
+            from landcover.sources.chips import check_pairs
+
+            check_pairs(area, first.tags(), label_ds.tags())
+        crs = first.crs.to_string() if first.crs else None
+        grid = Grid(crs, first.transform, first.width, first.height)  # type: ignore[arg-type]
+        _check_same_grid(area, [*images, label_ds], grid)
+        log.info(
+            "area '%s': its files' grid, %d x %d px, CRS %s", area, *grid.shape[::-1], grid.crs
+        )
+        tags: dict[str, str] = {}
+        for ds in images:
+            tags = {**ds.tags(), **tags}
+        labelled = 0
+        with (
+            atomic_path(out_image) as tmp_image,
+            atomic_path(out_labels) as tmp_labels,
+            rasterio.open(
+                tmp_image, "w", **image_profile(grid, sum(d.count for d in images))
+            ) as dst,
+            rasterio.open(tmp_labels, "w", **labels_profile(grid)) as lab,
+        ):
+            lab.write_colormap(1, class_map.colormap())
+            for top in range(0, grid.height, STRIP):
+                window = Window(0, top, grid.width, min(STRIP, grid.height - top))
+                reflectance = _window_reflectance(area, images, window)
+                valid = np.isfinite(reflectance).all(axis=0)
+                dst.write(reflectance, window=window)
+                with _reading(area, label_ds, "acquire_labels"):
+                    codes = label_ds.read(1, window=window)
+                index = mask_labels(_remap_window(area, class_map, codes, label_ds, top), valid)
+                lab.write(index, 1, window=window)
+                labelled += int((index != IGNORE).sum())
+            names = [d or f"band{i}" for ds in images for i, d in enumerate(ds.descriptions, 1)]
+            for band, name in enumerate(names, 1):
+                dst.set_band_description(band, name)
+            dst.update_tags(**{**tags, "area": area})
+            lab.set_band_description(1, "class")
+            classes = json.dumps(list(class_map.names))
+            lab.update_tags(**{**label_ds.tags(), "area": area, "classes": classes})
+            if not labelled:
+                raise DataError(
+                    f"Area '{area}': no pixel of the labels {_raw_copy(label_ds)} carries a "
+                    "class where the imagery has data (all nodata or ignored codes). Check "
+                    f"`areas.{area}.window`, `labels.root` and `ignore_codes`."
+                )
+    log.info("area '%s': %d px labelled", area, labelled)
+    return grid
+
+
+def _remap_window(
+    area: str, class_map: ClassMap, codes: np.ndarray, labels: rasterio.DatasetReader, top: int
+) -> np.ndarray:
+    """Codes of a strip to class indices; for a chip mosaic an unknown code names its chip."""
+    try:
+        return _remap(area, class_map, codes, labels.nodata, labels)
+    except DataError as err:
+        if "chips" not in labels.tags():
+            raise
+        from landcover.sources.chips import chip_at  # here: landcover.sources imports this
+
+        lut = class_map.lookup_table(max(65536, int(codes.max()) + 1))
+        unknown = (lut[codes.astype(np.int64)] < 0) & (codes != labels.nodata)
+        row, col = (int(v) for v in np.argwhere(unknown)[0])
+        chip = chip_at(labels.tags(), top + row, col)
+        raise DataError(f"{err} The first such pixel is in the mask chip '{chip}'.") from None
+
+
+def _check_same_grid(area: str, datasets: Sequence[rasterio.DatasetReader], grid: Grid) -> None:
+    """Raw files of an area given as a window must share its grid (nothing is warped)."""
+    for ds in datasets:
+        same_size = (ds.width, ds.height) == (grid.width, grid.height)
+        same_place = ds.crs is None or ds.transform.almost_equals(grid.transform)
+        if not same_size or not same_place:
+            raise DataError(
+                f"Area '{area}': the raw file {_raw_copy(ds)} is {ds.width} x {ds.height} px "
+                f"(transform {tuple(ds.transform)[:6]}) but the area's imagery is "
+                f"{grid.width} x {grid.height} px (transform {tuple(grid.transform)[:6]}). "
+                "An area given as a `window` is never resampled, so imagery and labels must "
+                "be the same size (and place). Fix: give labels.root and imagery.root files "
+                "of one pixel grid, or give the area a `bbox`."
+            )
+
+
+def _window_reflectance(
+    area: str, images: Sequence[rasterio.DatasetReader], window: Window
+) -> np.ndarray:
+    """Reflectance (float32, NaN nodata) of every band of ``images`` over ``window``."""
+    bands = []
+    for ds in images:
+        with _reading(area, ds, "acquire_imagery"):
+            dn = ds.read(window=window, masked=True)
+        for band in range(ds.count):
+            values = np.ma.filled(dn[band].astype(np.float64), np.nan)
+            bands.append(dn_to_reflectance(values, ds.scales[band], ds.offsets[band]))
+    return np.stack(bands)
 
 
 def local_original(tags: Mapping[str, str]) -> str | None:

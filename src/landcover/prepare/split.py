@@ -151,7 +151,7 @@ def assign_splits(
             rng = np.random.default_rng([seed, zlib.crc32(area.encode())])
             val_blocks = pick_val_blocks(out.loc[mask, "block"].tolist(), val_fraction, rng)
             split[mask & out["block"].isin(val_blocks).to_numpy()] = "val"
-    split[_leaking(out, split, buffer)] = "buffer"
+    split[leaking_train(out, split, buffer)] = "buffer"
     out["split"] = split
     if not (split == "train").any():
         raise ConfigError(
@@ -161,7 +161,7 @@ def assign_splits(
     return out
 
 
-def _leaking(df: gpd.GeoDataFrame, split: np.ndarray, buffer: int) -> np.ndarray:
+def leaking_train(df: gpd.GeoDataFrame, split: np.ndarray, buffer: int) -> np.ndarray:
     """Boolean mask of the train patches too near a val/holdout patch."""
     leaking = np.zeros(len(df), dtype=bool)
     evaluated = np.isin(split, ("val", "holdout"))
@@ -178,6 +178,13 @@ def _leaking(df: gpd.GeoDataFrame, split: np.ndarray, buffer: int) -> np.ndarray
         leaking[train_idx[hits]] = True
         # Other areas: footprints in this area's CRS, buffer in its metres.
         other_idx = np.flatnonzero(~here & evaluated)
+        if df.crs is None:  # pixel windows: only other areas of the same file, in its pixels
+            grid = df["crs"].to_numpy()
+            same = other_idx[grid[other_idx] == grid[here][0]]
+            if len(train_idx) and len(same):
+                geoms = df.geometry.to_numpy()
+                leaking[train_idx[near_boxes(geoms[train_idx], geoms[same], buffer)]] = True
+            continue
         if len(train_idx) == 0 or len(other_idx) == 0:
             continue
         crs = df["crs"].to_numpy()[train_idx[0]]
@@ -191,6 +198,33 @@ def _leaking(df: gpd.GeoDataFrame, split: np.ndarray, buffer: int) -> np.ndarray
         hits = near_boxes(shrunk, other_geoms.to_numpy(), buffer * pixel)
         leaking[train_idx[hits]] = True
     return leaking & train
+
+
+def _merge(frames: Sequence[gpd.GeoDataFrame], paths: Sequence[str]) -> gpd.GeoDataFrame:
+    """Put the per-area indexes in one frame: footprints in EPSG:4326, area CRS in ``crs``.
+
+    Areas without a CRS (pixel windows) stay in their files' pixels, ``crs`` then naming
+    the pixel grid (:func:`landcover.prepare.tiling.pixel_grid_id`).
+
+    Raises:
+        DataError: areas with and without a CRS together.
+
+    """
+    pixels = [path for frame, path in zip(frames, paths, strict=True) if frame.crs is None]
+    if pixels and len(pixels) < len(frames):
+        raise DataError(
+            f"Patch indexes {pixels} have no CRS (areas given as pixel windows of files "
+            "without one) but the others have one; they cannot be split together. Give "
+            "every area a `window` or every area a `bbox`, then rerun from tile_area."
+        )
+    if pixels:
+        merged = pd.concat(frames, ignore_index=True)
+        merged["crs"] = merged["grid"]
+        return gpd.GeoDataFrame(merged, geometry="geometry", crs=None)
+    for frame in frames:
+        frame["crs"] = frame.crs.to_string()
+    projected = [frame.to_crs(INDEX_CRS) for frame in frames]
+    return gpd.GeoDataFrame(pd.concat(projected, ignore_index=True), crs=INDEX_CRS)
 
 
 def unseen_classes(index: pd.DataFrame) -> dict[str, int]:
@@ -244,18 +278,10 @@ def split_patches(
         DataError: an index without a CRS.
 
     """
-    frames = []
-    for path in indexes:
-        frame = gpd.read_parquet(path)
-        if frame.crs is None:
-            raise DataError(
-                f"Patch index '{path}' has no CRS. Delete it and rerun `tile_area` for its area."
-            )
-        frame["crs"] = frame.crs.to_string()
-        frames.append(frame.to_crs(INDEX_CRS))
+    frames = [gpd.read_parquet(path) for path in indexes]
     if not frames:
         raise ConfigError("split: no patch index given; the config's `areas` is empty.")
-    merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=INDEX_CRS)
+    merged = _merge(frames, [str(p) for p in indexes])
     result = assign_splits(merged, holdout, method, block_size, buffer, val_fraction, seed)
     counts = result.groupby(["area", "split"]).size().unstack(fill_value=0)
     log.info("patches per area and split:\n%s", counts.to_string())

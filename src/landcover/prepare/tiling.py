@@ -171,6 +171,8 @@ def tile_area(
                 "`patches.min_valid` or check the aligned image and labels of this area."
             )
         index = _index_frame(area, kept, size, names, img.transform, img.crs)
+        if img.crs is None:  # a pixel window: which file's pixels the footprints are in
+            index["grid"] = pixel_grid_id(img.tags())
         with (
             atomic_path(out_images) as tmp_images,
             atomic_path(out_labels) as tmp_labels,
@@ -206,6 +208,15 @@ def _write_store(
             labels_npy.extend(np.where(valid_mask(image, labels), labels, IGNORE))
         images_npy.finish()
         labels_npy.finish()
+
+
+def pixel_grid_id(tags: dict[str, str]) -> str:
+    """Name the pixel grid of an area without a CRS: its source file.
+
+    Areas cut from one file share it, so the split keeps its buffer between them; areas
+    of other files never touch.
+    """
+    return f"pixels of {tags.get('source', 'an unknown file')}"
 
 
 def _check_inputs(

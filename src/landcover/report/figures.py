@@ -86,21 +86,32 @@ def _save(fig: Figure, out: str | Path, dpi: int) -> None:
 # --------------------------------------------------------------------------- rasters
 
 
-def read_true_colour(path: str | Path, max_size: int = 1024) -> np.ndarray:
-    """B04, B03, B02 of an aligned image, decimated (average), as ``(3, h, w)`` float32."""
+def view_bands(names: Sequence[str | None]) -> list[int]:
+    """1-based bands of an image shown as red, green, blue (pure).
+
+    B04, B03, B02 when the image has them (true colour); otherwise its first three bands,
+    or its first band as grey (any imagery a local source brings).
+    """
+    if all(band in names for band in TRUE_COLOUR):
+        return [list(names).index(band) + 1 for band in TRUE_COLOUR]
+    return [1, 2, 3] if len(names) >= 3 else [1, 1, 1]
+
+
+def read_true_colour(path: str | Path, max_size: int = 1024) -> tuple[np.ndarray, str]:
+    """The image's colour view, decimated (average), as ``(3, h, w)`` float32 and its title.
+
+    True colour (B04, B03, B02) when the bands are there, else :func:`view_bands`'s.
+    """
     with open_raster(path, "aligned image") as ds:
         names = list(ds.descriptions)
-        missing = [b for b in TRUE_COLOUR if b not in names]
-        if missing:
-            raise DataError(
-                f"Aligned image '{path}' lacks band(s) {missing} for the true-colour view "
-                f"(bands: {names}); add B02, B03 and B04 to `imagery: bands`."
-            )
-        indexes = [names.index(b) + 1 for b in TRUE_COLOUR]
+        indexes = view_bands(names)
         shape = decimation(ds.shape, max_size)
-        return ds.read(
+        data = ds.read(
             indexes, out_shape=(3, *shape), resampling=Resampling.average, out_dtype="float32"
         )
+    shown = ", ".join(dict.fromkeys(str(names[i - 1] or f"band {i}") for i in indexes))
+    title = "True colour" if shown == ", ".join(TRUE_COLOUR) else "Image"
+    return data, f"{title} ({shown})"
 
 
 def read_classes(path: str | Path, classes: ClassMap, max_size: int = 1024) -> np.ndarray:
@@ -140,7 +151,8 @@ def plot_area(
     fourth panel shows where the composite saw the ground clear how often.
 
     Args:
-        image: the aligned image (bands described B02...).
+        image: the aligned image (bands described B02..., or any bands: see
+            :func:`view_bands`).
         labels: the aligned labels (class indices, 255 ignored).
         prediction: the map (codes or indices; its ``values`` tag tells).
         out: PNG path.
@@ -155,7 +167,8 @@ def plot_area(
 
     """
     class_map = ClassMap.from_config(classes, ignore_codes)
-    rgb = stretch(read_true_colour(image, max_size))
+    view, view_title = read_true_colour(image, max_size)
+    rgb = stretch(view)
     truth = read_classes(labels, class_map, max_size)
     pred = read_classes(prediction, class_map, max_size)
     cmap, norm = class_cmap(class_map)
@@ -164,7 +177,7 @@ def plot_area(
         size = (15.0, min(max(5.0 * aspect * 1.05 + 1.6, 4.0), 12.0))
     fig = Figure(figsize=size)
     panels = [
-        ("True colour (B04, B03, B02)", rgb),
+        (view_title, rgb),
         ("Ground truth", truth),
         ("Prediction", pred),
     ]

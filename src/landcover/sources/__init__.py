@@ -22,13 +22,20 @@ from typing import Any
 
 from landcover.errors import ConfigError
 from landcover.grid import check_bbox
-from landcover.sources import demo, local, stac, worldcover
+from landcover.sources import chips, demo, local, stac, worldcover
 
-IMAGERY: dict[str, ModuleType] = {"demo": demo, "stac": stac, "local": local}
-"""Imagery source kinds: ``imagery.kind`` -> module with ``acquire_imagery``."""
+IMAGERY: dict[str, ModuleType] = {"demo": demo, "stac": stac, "local": local, "chips": chips}
+"""Imagery source kinds: ``imagery.kind`` -> module with ``acquire_imagery`` (areas by
+bbox) and/or ``acquire_imagery_window`` (areas given as pixel windows)."""
 
-LABELS: dict[str, ModuleType] = {"demo": demo, "worldcover": worldcover, "local": local}
-"""Label source kinds: ``labels.kind`` -> module with ``acquire_labels``."""
+LABELS: dict[str, ModuleType] = {
+    "demo": demo,
+    "worldcover": worldcover,
+    "local": local,
+    "chips": chips,
+}
+"""Label source kinds: ``labels.kind`` -> module with ``acquire_labels`` and/or
+``acquire_labels_window``."""
 
 _SECTIONS = {"imagery": IMAGERY, "labels": LABELS}
 
@@ -91,29 +98,59 @@ def _call(function: Any, area: str, bbox: Sequence[float], settings: Mapping[str
     return function(area, box, **{k: v for k, v in settings.items() if k in accepted})
 
 
-def acquire_imagery(area: str, bbox: Sequence[float], kind: str, **settings: Any) -> Path:
+def _call_window(
+    section: str, kind: str, area: str, window: Any, settings: Mapping[str, Any]
+) -> Path:
+    """Call a kind's ``acquire_{section}_window`` for an area given as a pixel window.
+
+    Raises:
+        ConfigError: the kind reads areas by bbox only.
+
+    """
+    function = getattr(source_kind(section, kind), f"acquire_{section}_window", None)
+    if function is None:
+        raise ConfigError(
+            f"Area '{area}' is a pixel `window`, which {section}.kind '{kind}' cannot read "
+            f"(it reads areas by their bbox). Fix: set {section}.kind: local with "
+            f"{section}.root on your file, or give the area a `bbox`."
+        )
+    accepted = inspect.signature(function).parameters
+    return function(area, window, **{k: v for k, v in settings.items() if k in accepted})
+
+
+def acquire_imagery(
+    area: str, bbox: Sequence[float] | None, kind: str, window: Any = None, **settings: Any
+) -> Path:
     """Write an area's imagery window with the ``kind`` source (``resources/raw/{area}/...``).
 
     Args:
         area: area id (for messages and tags).
-        bbox: (west, south, east, north) in degrees.
+        bbox: (west, south, east, north) in degrees; None for an area given as a window.
         kind: the ``imagery.kind``.
+        window: the area's pixel window (``areas.<name>.window``), or None.
         settings: ``root`` (resolved by :func:`source_root`), ``resolution``, ``out`` and
             the config's ``imagery`` keys; each kind takes the ones it names.
 
     """
+    if window is not None:
+        return _call_window("imagery", kind, area, window, settings)
     return _call(source_kind("imagery", kind).acquire_imagery, area, bbox, settings)
 
 
-def acquire_labels(area: str, bbox: Sequence[float], kind: str, **settings: Any) -> Path:
+def acquire_labels(
+    area: str, bbox: Sequence[float] | None, kind: str, window: Any = None, **settings: Any
+) -> Path:
     """Write an area's label window with the ``kind`` source (``resources/raw/{area}/...``).
 
     Args:
         area: area id (for messages and tags).
-        bbox: (west, south, east, north) in degrees.
+        bbox: (west, south, east, north) in degrees; None for an area given as a window.
         kind: the ``labels.kind``.
+        window: the area's pixel window (``areas.<name>.window``), or None.
         settings: ``root`` (resolved by :func:`source_root`), ``out`` and the config's
             ``labels`` keys; each kind takes the ones it names.
 
     """
+    if window is not None:
+        return _call_window("labels", kind, area, window, settings)
     return _call(source_kind("labels", kind).acquire_labels, area, bbox, settings)

@@ -34,6 +34,11 @@ from landcover.sources.http import (
     is_remote,
     url_of,
 )
+from landcover.sources.pixel_areas import (  # areas given as pixel windows
+    acquire_imagery_window,
+    acquire_labels_window,
+    area_root,
+)
 from landcover.sources.windows import (
     LABEL_MARGIN,
     Footprint,
@@ -47,6 +52,18 @@ from landcover.sources.windows import (
 )
 
 logger = logging.getLogger(__name__)
+
+# the kind's functions (landcover.sources dispatches to them by name)
+__all__ = [
+    "acquire_imagery",
+    "acquire_imagery_window",
+    "acquire_labels",
+    "acquire_labels_window",
+    "check_imagery",
+    "check_labels",
+    "inputs_imagery",
+    "inputs_labels",
+]
 
 REFLECTANCE_LIKE = 1.5
 """DN no higher than this under an integer scale are reflectance already (0..1 floats)."""
@@ -87,16 +104,18 @@ def check_labels(source: Mapping[str, Any]) -> None:
         raise ConfigError("labels.root: kind 'local' needs the labels GeoTIFF path.")
 
 
-def inputs_imagery(source: Mapping[str, Any]) -> list[str]:
+def inputs_imagery(source: Mapping[str, Any], area: str | None = None) -> list[str]:
     """The local files an imagery source reads: its file, or each band's file.
 
     ``root`` is one file, a folder of ``<band>.tif`` files or a pattern with ``{band}``
-    (one file per name of ``bands``). Inputs of ``acquire_imagery``, so that replacing a
-    file reruns what depends on it; see :func:`local_files` for what is left out.
+    (one file per name of ``bands``), ``{area}`` replaced by the area's name. Inputs of
+    ``acquire_imagery``, so that replacing a file reruns what depends on it; see
+    :func:`local_files` for what is left out.
     """
     root = source.get("root")
     if not root or is_remote(root):
         return []
+    root = area_root(root, area) if area else root
     bands = list(source.get("bands") or [])
     if "{band}" in root:
         return local_files([root.format(band=band) for band in bands])
@@ -105,10 +124,12 @@ def inputs_imagery(source: Mapping[str, Any]) -> list[str]:
     return local_files([root])
 
 
-def inputs_labels(source: Mapping[str, Any]) -> list[str]:
+def inputs_labels(source: Mapping[str, Any], area: str | None = None) -> list[str]:
     """The local file a label source reads (an input of ``acquire_labels``)."""
     root = source.get("root")
-    return [] if not root or is_remote(root) else local_files([root])
+    if not root or is_remote(root):
+        return []
+    return local_files([area_root(root, area) if area else root])
 
 
 def local_files(paths: Sequence[str]) -> list[str]:
@@ -151,6 +172,7 @@ def acquire_labels(
             f"Area '{area}': labels.kind 'local' needs labels.root, the path of a "
             "GeoTIFF of label codes."
         )
+    root = area_root(root, area)
     settings = HttpSettings.from_env()
     what = f"label raster of area '{area}'"
     with rasterio.Env(**gdal_options(settings)):
@@ -208,13 +230,14 @@ def acquire_imagery(
     """
     grid = area_grid(bbox, resolution)
     settings = HttpSettings.from_env()
-    sources = _local_bands(area, str(root), list(bands), settings)
+    root = area_root(root, area)
+    sources = _local_bands(area, root, list(bands), settings)
     what = f"imagery of area '{area}'"
     for path in dict.fromkeys(path for path, _ in sources):  # each file once
         footprint = gdal_read(path, what, partial(read_footprint, path, what), settings)
         check_coverage(area, bbox, url_of(path), footprint, min_coverage, "imagery")
     scaling = (scale, offset)
-    return _acquire_local_imagery(area, grid, str(root), sources, bands, scaling, out, settings)
+    return _acquire_local_imagery(area, grid, root, sources, bands, scaling, out, settings)
 
 
 def _rounded(box: Sequence[float]) -> list[float]:

@@ -419,6 +419,23 @@ def pins_path(area: str, spec: str | Path) -> Path:
     )
 
 
+def check_imagery(source: Mapping[str, Any]) -> None:
+    """The bands must be Sentinel-2 L2A bands (the items' asset keys).
+
+    Raises:
+        ConfigError: naming the unknown bands and the known ones.
+
+    """
+    known = [band for band in ASSET_KEYS if band != "SCL"]
+    unknown = [band for band in source["bands"] if band not in known]
+    if unknown:
+        raise ConfigError(
+            f"imagery.bands: {unknown} are not Sentinel-2 L2A bands, which imagery.kind "
+            f"'{source['kind']}' reads ({', '.join(known)}). Fix the names, or read your "
+            "own file with imagery.kind: local."
+        )
+
+
 def inputs_imagery(source: Mapping[str, Any], area: str | None = None) -> list[str]:
     """The area's pinned scene list (``imagery.items``), an input of ``acquire_imagery``.
 

@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
+from landcover.classes import IGNORE
+from landcover.errors import ConfigError
 from landcover.models.segmentation.data import (
+    CENTRE_SHIFT,
+    N_DIHEDRAL,
     EpochSampler,
     PatchDataset,
     band_stats,
+    centred_window,
+    check_positive_class,
     dihedral,
     jitter_bands,
+    negative_draws,
     normalise,
+    positive_class_index,
     rare_class_weights,
+    split_code,
+    window_mask,
 )
+from landcover.prepare.store import stores
 
 
 def test_normalise_sets_invalid_pixels_to_zero():
@@ -144,3 +156,139 @@ def test_dataset_jitters_only_keys_with_a_seed_and_only_when_asked(patch_store):
     jittered, label, _ = on[(0, seeded)]
     assert not np.allclose(jittered.numpy(), off[(0, 3)][0].numpy())
     np.testing.assert_array_equal(label, off[(0, 3)][1])
+
+
+# --------------------------------------------------------------------------- positive sampling
+
+
+def positive_sampler(seed=0, n=200, n_pos=30, fraction=0.4, hard=0.5, **kwargs):
+    """A sampler over ``n`` patches whose first ``n_pos`` hold the positive class."""
+    positives = np.arange(n) < n_pos
+    return EpochSampler(
+        n, seed, positives=positives, positive_fraction=fraction, hard_negatives=hard, **kwargs
+    )
+
+
+def test_positive_fraction_holds_in_every_epoch_and_only_positives_are_centred():
+    sampler = positive_sampler()
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        order, codes = sampler.draws()
+        centred = np.array([split_code(c)[2] > 0 for c in codes])
+        positive = order < 30
+        assert len(order) == 200
+        assert positive.mean() == pytest.approx(0.4, abs=0.01)
+        np.testing.assert_array_equal(centred, positive)  # each positive draw asks for a centre
+        assert {split_code(c)[0] for c in codes} <= set(range(8))
+
+
+def test_positive_sampling_is_deterministic_for_a_seed():
+    a, b, c = positive_sampler(seed=5), positive_sampler(seed=5), positive_sampler(seed=6)
+    for sampler in (a, b, c):
+        sampler.update_losses(np.arange(200), np.linspace(0.1, 2.0, 200))
+    assert list(a) == list(b)
+    assert list(a) != list(c)
+    a.set_epoch(1)
+    b.set_epoch(1)
+    assert list(a) == list(b)
+
+
+def test_hard_negatives_are_the_highest_loss_negatives():
+    sampler = positive_sampler(n=100, n_pos=10, fraction=0.2, hard=0.5, augment=False)
+    order, _ = sampler.draws()  # no loss yet: every negative is random
+    assert (order < 10).sum() == 20
+    losses = np.full(100, 0.1)
+    hardest = np.array([13, 27, 41, 55, 60, 71, 88, 99])
+    losses[hardest] = np.arange(2.0, 10.0)
+    losses[:10] = 50.0  # positives' losses do not make them negatives
+    sampler.update_losses(np.arange(100), losses)
+    sampler.set_epoch(1)
+    order, _ = sampler.draws()
+    negatives = order[order >= 10]
+    assert len(negatives) == 80
+    # 40 hard negatives asked, 90 negatives seen: the 40 of highest loss, the 8 above first
+    assert set(hardest) <= set(negatives.tolist())
+    drawn = negative_draws(np.arange(10, 100), losses, 80, 0.5, np.random.default_rng(0))
+    np.testing.assert_array_equal(drawn[:8], hardest[::-1])  # hardest first
+    assert len(set(drawn[:40].tolist())) == 40  # each hard negative once
+
+
+def test_negative_draws_are_random_without_losses_and_only_negatives():
+    rng = np.random.default_rng(1)
+    losses = np.full(50, np.nan)
+    drawn = negative_draws(np.arange(20, 50), losses, 25, 1.0, rng)
+    assert len(drawn) == 25 and len(set(drawn.tolist())) == 25  # without replacement
+    assert (drawn >= 20).all()
+    assert len(negative_draws(np.arange(20, 50), losses, 0, 0.5, rng)) == 0
+
+
+def test_sampler_without_positive_patches_is_an_error():
+    with pytest.raises(ValueError, match="positive"):
+        EpochSampler(10, 0, positives=np.zeros(10, bool), positive_fraction=0.5)
+
+
+def test_positive_class_is_the_rarest_present_or_the_named_one():
+    counts = np.array([[100, 0, 5], [50, 0, 0], [80, 0, 1]])  # class 1 absent, class 2 rarest
+    assert positive_class_index(counts, ["tree", "water", "built_up"], None) == 2
+    assert positive_class_index(counts, ["tree", "water", "built_up"], "tree") == 0
+    with pytest.raises(ConfigError, match=r"training\.positive_class: 'lake'"):
+        positive_class_index(counts, ["tree", "water", "built_up"], "lake")
+    check_positive_class(None, ["tree"])  # null: the rarest, nothing to check
+
+
+def test_split_code_separates_transform_jitter_and_centre():
+    code = 5 + N_DIHEDRAL * 123456 + (77 << CENTRE_SHIFT)
+    assert split_code(code) == (5, 123456, 77)
+    assert split_code(3) == (3, 0, 0)
+    assert split_code(3 + N_DIHEDRAL * (2**31 - 1)) == (3, 2**31 - 1, 0)
+
+
+def test_centred_window_puts_the_pixel_at_the_centre_and_stays_in_the_area():
+    assert centred_window(32, 32, 32, (8, 18), (96, 96)) == (24, 34)
+    assert centred_window(0, 0, 32, (2, 3), (96, 96)) == (0, 0)  # clamped at the top left
+    assert centred_window(64, 64, 32, (30, 31), (96, 96)) == (64, 64)  # and bottom right
+
+
+def test_window_mask_marks_the_pixels_inside_the_windows():
+    mask = window_mask(24, 34, 32, np.array([[32, 32, 32], [0, 64, 32], [90, 90, 32]]))
+    assert mask[8:, :30].all() and mask[:8, 30:].all()
+    assert not mask[:8, :30].any() and not mask[8:, 30:].any()
+    assert mask.sum() == 24 * 30 + 8 * 2  # the third window misses this one
+
+
+def write_positive_store(root, positive_at=(40, 50)):
+    """A 96 x 96 px area of class 0 with one pixel of class 1; nine 32 px patches."""
+    root.mkdir(parents=True, exist_ok=True)
+    labels = np.zeros((96, 96), np.uint8)
+    labels[positive_at] = 1
+    images = np.stack([np.arange(96 * 96, dtype=np.float32).reshape(96, 96)] * 2, axis=-1)
+    np.save(root / "images.npy", images)
+    np.save(root / "labels.npy", labels)
+    rows = pd.DataFrame(
+        [(r, c) for r in (0, 32, 64) for c in (0, 32, 64)], columns=["row", "col"]
+    ).assign(area="x", size=32)
+    return stores(["x"], [root / "images.npy"], [root / "labels.npy"]), rows
+
+
+def test_dataset_centres_a_positive_draw_on_a_positive_pixel(tmp_path):
+    store, rows = write_positive_store(tmp_path)
+    ds = PatchDataset(store, rows, mean=[0.0, 0.0], std=[1.0, 1.0], positive=1)
+    i = 4  # the patch at row 32, col 32, which holds the positive pixel (40, 50)
+    image, label, _ = ds[(i, 7 << CENTRE_SHIFT)]
+    assert label[16, 16] == 1  # the centre pixel is the positive one
+    assert image[0, 16, 16] == 40 * 96 + 50  # read from the moved window of the store
+    plain, plain_label, _ = ds[(i, 0)]  # without a centre seed: the patch's own window
+    assert plain_label[8, 18] == 1 and plain[0, 0, 0] == 32 * 96 + 32
+    negative, _, _ = PatchDataset(store, rows, [0.0, 0.0], [1.0, 1.0])[(i, 7 << CENTRE_SHIFT)]
+    np.testing.assert_array_equal(negative, plain)  # no positive class: never moved
+
+
+def test_moved_window_masks_what_lies_outside_the_training_patches(tmp_path):
+    store, rows = write_positive_store(tmp_path)
+    train = rows[~((rows["row"] == 0) & (rows["col"] == 32))]  # that patch is not training
+    ds = PatchDataset(store, train, mean=[0.0, 0.0], std=[1.0, 1.0], positive=1)
+    i = int(np.flatnonzero((train["row"] == 32) & (train["col"] == 32))[0])
+    image, label, _ = ds[(i, 9 << CENTRE_SHIFT)]  # window at (24, 34)
+    assert label[16, 16] == 1
+    assert (label[:8, :30] == IGNORE).all() and (image[:, :8, :30] == 0).all()
+    assert (label[:8, 30:] == 0).all() and (label[8:] != IGNORE).all()

@@ -34,6 +34,8 @@ from landcover.models.segmentation.data import (
     EpochSampler,
     PatchData,
     PatchDataset,
+    check_positive_class,
+    positive_class_index,
     prepare_data,
     rare_class_weights,
 )
@@ -88,6 +90,9 @@ class TrainingSettings:
     jitter: float
     oversample_rare: float
     hard_mining: float
+    positive_fraction: float | None
+    positive_class: str | None
+    positive_hard_negatives: float
     precision: str
     channels_last: bool | str
     compile: bool
@@ -172,6 +177,7 @@ def train(
     """
     net = {key: model[key] for key in ("arch", "encoder", "encoder_weights")}
     check_model(net["arch"], net["encoder"], net["encoder_weights"])
+    check_positive_class(training["positive_class"], class_names(classes))
     args: dict[str, Any] = {
         "stores": dict(stores),
         "index": str(index),
@@ -307,7 +313,9 @@ def _loaders(run: Run, sampler: EpochSampler, batch_size: int) -> tuple[DataLoad
     }
     data = run.data
     train_loader = DataLoader(
-        PatchDataset(run.stores, data.train, data.mean, data.std, run.cfg.jitter),
+        PatchDataset(
+            run.stores, data.train, data.mean, data.std, run.cfg.jitter, _positive_class(run)
+        ),
         batch_size=batch_size,
         sampler=sampler,
         drop_last=True,
@@ -320,6 +328,45 @@ def _loaders(run: Run, sampler: EpochSampler, batch_size: int) -> tuple[DataLoad
         **kwargs,
     )
     return train_loader, val_loader
+
+
+def _positive_class(run: Run) -> int | None:
+    """The index of `training.positive_class` when positive sampling is on, else None."""
+    if run.cfg.positive_fraction is None:
+        return None
+    classes = run.meta["classes"]
+    counts = run.data.train[[f"count_{c}" for c in classes]].to_numpy()
+    return positive_class_index(counts, classes, run.cfg.positive_class)
+
+
+def _positive_patches(run: Run) -> np.ndarray | None:
+    """Which train patches hold the positive class (positive sampling), else None.
+
+    Raises:
+        DataError: no train patch holds it.
+
+    """
+    positive = _positive_class(run)
+    if positive is None:
+        return None
+    name = run.meta["classes"][positive]
+    positives = run.data.train[f"count_{name}"].to_numpy() > 0
+    if not positives.any():
+        raise DataError(
+            f"training.positive_fraction: no train patch holds class '{name}'; set "
+            "training.positive_class to a class of the training areas (or null for the "
+            "rarest), or add an area where it occurs."
+        )
+    log.info(
+        "positive sampling: %.0f%% of each epoch's draws from the %d of %d train patches "
+        "that hold '%s', centred on it; %.0f%% of the others the hardest negatives",
+        100 * run.cfg.positive_fraction,
+        positives.sum(),
+        len(positives),
+        name,
+        100 * run.cfg.positive_hard_negatives,
+    )
+    return positives
 
 
 @dataclass
@@ -409,6 +456,9 @@ def _build(run: Run, model_cfg: dict[str, Any], seed: int) -> Parts:
         cfg.jitter > 0,
         rank=run.rank,
         world_size=run.world,
+        positives=_positive_patches(run),
+        positive_fraction=cfg.positive_fraction or 0.0,
+        hard_negatives=cfg.positive_hard_negatives,
     )
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     parts = Parts(

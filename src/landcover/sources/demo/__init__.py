@@ -17,12 +17,13 @@ from typing import Any
 from landcover.errors import ConfigError
 from landcover.grid import BBox
 from landcover.sources.demo.bucket import make_demo_bucket
-from landcover.sources.stac import composite_catalog, inputs_imagery
+from landcover.sources.stac import check_imagery, composite_catalog, inputs_imagery
 from landcover.sources.worldcover import read_worldcover
 
 __all__ = [
     "acquire_imagery",
     "acquire_labels",
+    "check_imagery",
     "inputs_imagery",
     "make_demo_bucket",
     "needs_bucket",

@@ -1,10 +1,11 @@
-from landcover.evaluation.loao import loao_summary
+from landcover.evaluation.loao import fold_summary
 from landcover.runtime import configure_logging
 
 configure_logging(snakemake.log[0])
-loao_summary(
+fold_summary(
     metrics=snakemake.input.metrics,
     per_class=snakemake.input.per_class,
-    areas=snakemake.params.areas,
+    folds=snakemake.params.folds,
     out=snakemake.output.table,
+    scheme=snakemake.wildcards.scheme,
 )
