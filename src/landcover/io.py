@@ -467,3 +467,21 @@ def read_json(path: str | Path, what: str, fix: str = "rerun the rule that makes
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise DataError(f"Cannot read {what} '{path}' ({err}); {fix}.") from err
+
+
+GDAL_CACHE_MB = 64
+"""GDAL's block cache while mapping and tiling, MB, unless ``GDAL_CACHEMAX`` is set.
+
+GDAL's default (5 % of the RAM) lets windowed reads and the COG conversion fill memory
+in proportion to the scene; 64 MB holds the blocks of a batch of windows of a 10-band
+image (about 40 MB)."""
+
+
+def gdal_env(threads: int) -> dict[str, object]:
+    """GDAL options while mapping and tiling; those set in the environment are left to it.
+
+    ``GDAL_CACHEMAX``: :data:`GDAL_CACHE_MB`; ``GDAL_NUM_THREADS``: ``threads``, so tiles
+    are decompressed (reads) and compressed (the COG) on all the rule's threads.
+    """
+    options = {"GDAL_CACHEMAX": GDAL_CACHE_MB, "GDAL_NUM_THREADS": str(max(1, int(threads)))}
+    return {key: value for key, value in options.items() if key not in os.environ}

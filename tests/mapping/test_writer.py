@@ -7,7 +7,8 @@ import pytest
 
 from landcover.classes import ClassMap
 from landcover.errors import ConfigError
-from landcover.mapping.writer import GDAL_CACHE_MB, class_values, gdal_env, labels_from_probs
+from landcover.io import GDAL_CACHE_MB, gdal_env
+from landcover.mapping.writer import class_values, labels_from_probs
 
 
 def test_labels_take_the_first_of_equal_maxima():

@@ -24,7 +24,7 @@ from rasterio.windows import Window
 from landcover import __version__
 from landcover.classes import ClassMap
 from landcover.errors import ConfigError, DataError
-from landcover.io import atomic_path, open_raster, to_cog
+from landcover.io import atomic_path, gdal_env, open_raster, to_cog
 from landcover.mapping.engine import Strip, iter_probability_blocks
 from landcover.mapping.legend import legend_paths, write_legend
 from landcover.mapping.tta import augmented
@@ -34,7 +34,6 @@ from landcover.mapping.writer import (
     Values,
     class_values,
     colormap,
-    gdal_env,
     labels_from_probs,
     probabilities_percent,
     tiled_profile,

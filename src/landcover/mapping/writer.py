@@ -2,12 +2,11 @@
 
 The blocks' labels are written a row of tiles at a time (:class:`TileRowWriter`) into a
 tiled GeoTIFF, converted to a Cloud-Optimized GeoTIFF at the end, all with GDAL's block
-cache bounded (:func:`gdal_env`).
+cache bounded (:func:`landcover.io.gdal_env`).
 """
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
 import numpy as np
@@ -30,14 +29,6 @@ CODES_NODATA = 0
 
 CONFIDENCE_NODATA = 255
 """Nodata of the uint8 confidence raster (values are percent, 0-100)."""
-
-
-GDAL_CACHE_MB = 64
-"""GDAL's block cache while mapping, MB, unless ``GDAL_CACHEMAX`` is set in the environment.
-
-GDAL's default (5 % of the RAM) lets windowed reads and the COG conversion fill memory
-in proportion to the scene; 64 MB holds the blocks of a batch of windows of a 10-band
-image (about 40 MB)."""
 
 
 def class_values(classes: ClassMap, values: Values) -> tuple[np.ndarray, int]:
@@ -162,13 +153,3 @@ class TileRowWriter:
         keep = self.done - n
         self.buffer[:, :keep] = self.buffer[:, n : self.done]
         self.top, self.done = self.top + n, keep
-
-
-def gdal_env(threads: int) -> dict[str, object]:
-    """GDAL options while mapping; those set in the environment are left to it.
-
-    ``GDAL_CACHEMAX``: :data:`GDAL_CACHE_MB`; ``GDAL_NUM_THREADS``: ``threads``, so tiles
-    are decompressed (reads) and compressed (the COG) on all the rule's threads.
-    """
-    options = {"GDAL_CACHEMAX": GDAL_CACHE_MB, "GDAL_NUM_THREADS": str(max(1, int(threads)))}
-    return {key: value for key, value in options.items() if key not in os.environ}

@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from landcover.classes import IGNORE
 from landcover.errors import ConfigError, DataError
-from landcover.io import atomic_path, open_raster
+from landcover.io import atomic_path, gdal_env, open_raster
 from landcover.prepare.store import DTYPES, NpyWriter, to_store_dtype
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,8 @@ def tile_area(
         raise ConfigError(f"patches.dtype must be one of {list(DTYPES)}, got {dtype!r}.")
     names = list(class_names)
     with (
+        # GDAL's block cache bounded as while mapping: it would grow with the area
+        rasterio.Env(**gdal_env(1)),
         open_raster(image, f"aligned image of area '{area}'") as img,
         open_raster(labels, f"aligned labels of area '{area}'") as lab,
     ):
