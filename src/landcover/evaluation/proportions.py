@@ -17,11 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from rasterio.windows import Window
 
 from landcover.classes import IGNORE, ClassMap
 from landcover.evaluation.metrics import kl_divergence
 from landcover.evaluation.scoring import map_to_indices
 from landcover.io import atomic_path, open_raster
+from landcover.sources.chips import layout
 
 MEAN_ROW = "mean"
 
@@ -33,6 +35,38 @@ def proportions(values: np.ndarray, n_classes: int) -> np.ndarray:
     return counts / total if total else counts.astype(np.float64)
 
 
+def chip_row(
+    reference: np.ndarray,
+    prediction: np.ndarray,
+    chip: str,
+    path: str,
+    names: Sequence[str],
+    eps: float,
+) -> dict[str, object]:
+    """One chip's row: id, file, ``ref_<class>``, ``pred_<class>``, ``kl`` (pure).
+
+    ``reference`` and ``prediction``: the class indices of the chip's cell (255 = none).
+    """
+    labelled = reference != IGNORE
+    y_hat = proportions(prediction[labelled] if labelled.any() else prediction, len(names))
+    row: dict[str, object] = {"chip": chip, "file": path}
+    if labelled.any():
+        y = proportions(reference, len(names))
+        row |= {f"ref_{n}": float(v) for n, v in zip(names, y, strict=True)}
+        row["kl"] = float(kl_divergence(y, y_hat, eps))
+    return row | {f"pred_{n}": float(v) for n, v in zip(names, y_hat, strict=True)}
+
+
+def cells(chips: Mapping[str, str], size: Sequence[int]) -> list[tuple[str, str, Window]]:
+    """Each chip's id, file and cell of the mosaic (row by row, ``ceil(sqrt(n))`` a row)."""
+    height, width = int(size[0]), int(size[1])
+    columns = layout(len(chips))[1]
+    return [
+        (chip, path, Window((i % columns) * width, (i // columns) * height, width, height))
+        for i, (chip, path) in enumerate(chips.items())
+    ]
+
+
 def chip_rows(
     reference: np.ndarray,
     prediction: np.ndarray,
@@ -41,33 +75,11 @@ def chip_rows(
     names: Sequence[str],
     eps: float,
 ) -> list[dict[str, object]]:
-    """One row per chip of a mosaic: id, file, ``ref_<class>``, ``pred_<class>``, ``kl`` (pure).
-
-    Args:
-        reference: class indices of the mosaic's labels (255 = not labelled).
-        prediction: class indices of its map (255 = no data).
-        chips: chip id -> file, in mosaic order (the mosaic's ``chips`` tag).
-        size: (height, width) of a chip's cell.
-        names: class names in index order.
-        eps: ε of the KL divergence.
-
-    """
-    height, width = int(size[0]), int(size[1])
-    columns = reference.shape[1] // width
+    """The rows of every chip of a mosaic held in memory (:func:`chip_row`, pure)."""
     rows = []
-    for index, (chip, path) in enumerate(chips.items()):
-        top, left = (index // columns) * height, (index % columns) * width
-        ref = reference[top : top + height, left : left + width]
-        pred = prediction[top : top + height, left : left + width]
-        labelled = ref != IGNORE
-        y_hat = proportions(pred[labelled] if labelled.any() else pred, len(names))
-        row: dict[str, object] = {"chip": chip, "file": path}
-        if labelled.any():
-            y = proportions(ref, len(names))
-            row |= {f"ref_{n}": float(v) for n, v in zip(names, y, strict=True)}
-            row["kl"] = float(kl_divergence(y, y_hat, eps))
-        row |= {f"pred_{n}": float(v) for n, v in zip(names, y_hat, strict=True)}
-        rows.append(row)
+    for chip, path, cell in cells(chips, size):
+        where = cell.toslices()
+        rows.append(chip_row(reference[where], prediction[where], chip, path, names, eps))
     return rows
 
 
@@ -91,14 +103,16 @@ def chip_proportions(
     names = list(class_map.names)
     rows = []
     for area, map_path, label_path in zip(areas, maps, labels, strict=True):
-        with open_raster(label_path, f"labels of area '{area}'") as lab:
-            reference, tags = lab.read(1), lab.tags()
-        with open_raster(map_path, f"map of area '{area}'") as ds:
-            where = f"map '{map_path}'"
-            prediction = map_to_indices(ds.read(1), ds.tags(), ds.nodata, class_map, where)
-        chips, size = json.loads(tags["chips"]), json.loads(tags["chip_size"])
-        for row in chip_rows(reference, prediction, chips, size, names, eps):
-            rows.append({"area": area, **row})
+        with (
+            open_raster(label_path, f"labels of area '{area}'") as lab,
+            open_raster(map_path, f"map of area '{area}'") as ds,
+        ):
+            chips, size = json.loads(lab.tags()["chips"]), json.loads(lab.tags()["chip_size"])
+            for chip, path, cell in cells(chips, size):  # one chip's window at a time
+                values = ds.read(1, window=cell)
+                pred = map_to_indices(values, ds.tags(), ds.nodata, class_map, str(map_path))
+                row = chip_row(lab.read(1, window=cell), pred, chip, path, names, eps)
+                rows.append({"area": area, **row})
     table = pd.DataFrame(rows)
     mean = {"area": MEAN_ROW, "chip": MEAN_ROW, "kl": table.get("kl", pd.Series()).mean()}
     table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)

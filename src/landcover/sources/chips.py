@@ -25,7 +25,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from glob import glob
+from glob import escape, glob
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +82,7 @@ def chip_ids(pattern: str, area: str) -> dict[str, str]:
     head, _, tail = concrete.partition("{id}")
     regex = re.compile(re.escape(head) + r"(?P<id>.+)" + re.escape(tail) + r"\Z")
     files = {}
-    for path in sorted(glob(glob_escape(head) + "*" + glob_escape(tail))):
+    for path in sorted(glob(escape(head) + "*" + escape(tail))):
         match = regex.match(path)
         if match:
             files[match["id"]] = path
@@ -92,11 +92,6 @@ def chip_ids(pattern: str, area: str) -> dict[str, str]:
             "stands for the chip's id, {area} for the area's name) or the area's name."
         )
     return dict(sorted(files.items()))
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with glob's special characters escaped."""
-    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 def layout(count: int) -> tuple[int, int]:

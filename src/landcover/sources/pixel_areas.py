@@ -163,7 +163,7 @@ def acquire_imagery_window(
 
     settings = HttpSettings.from_env()
     root = area_root(root, area)
-    if "{band}" not in root and not (not is_remote(root) and Path(root).is_dir()):
+    if "{band}" not in root and not Path(root).is_dir():  # one file: say plainly if missing
         _open_local(root, area, "imagery", settings)
     sources = _local_bands(area, root, list(bands), settings)
     with ExitStack() as stack:
