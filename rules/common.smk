@@ -13,6 +13,7 @@ from landcover.config import (  # noqa: E402
     area_table,
     check_config,
     check_leave_one_area_out,
+    labelled_areas,
     validate_config,
 )
 from landcover.models import model_kind  # noqa: E402
@@ -30,7 +31,12 @@ validate_config(config, Path(workflow.basedir) / "config" / "schema.yaml")
 AREAS = area_table(config["areas"])
 check_config(config, AREAS)
 DEMO_ROOT = config["demo"]["root"]
-TRAIN_AREAS = [a for a in AREAS if a not in config["holdout"]]
+# Areas with labels are tiled, split, trained on, validated on, scored and
+# cross-validated; those with `labelled: false` are only aligned (imagery alone), mapped
+# and drawn. AREAS holds both.
+LABELLED_AREAS = labelled_areas(AREAS)
+UNLABELLED_AREAS = [name for name in AREAS if name not in LABELLED_AREAS]
+TRAIN_AREAS = [a for a in LABELLED_AREAS if a not in config["holdout"]]
 EXPERIMENTS = experiment_table(
     {"model": config["model"], "training": config["training"]},
     config["experiments"],
@@ -52,9 +58,15 @@ wildcard_constraints:
     area="|".join(re.escape(name) for name in AREAS),
     # cross-validation (rules/loao.smk): a held-out area (loao) or k0, k1, … (folds)
     scheme="loao|folds",
-    fold="|".join([*(re.escape(name) for name in AREAS), "k[0-9]+"]),
+    fold="|".join([*(re.escape(name) for name in LABELLED_AREAS), "k[0-9]+"]),
     experiment="|".join(re.escape(name) for name in EXPERIMENTS),
     device="cpu|cuda|mps",
+
+
+def name_regex(names):
+    """A wildcard constraint matching exactly ``names``; one that matches nothing when
+    there are none (an empty pattern would match the empty string)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
 
 
 def get_demo_bucket(wildcards):
@@ -104,8 +116,8 @@ def get_clear_count():
 
 
 def get_patch_indexes(wildcards):
-    """Per-area patch indexes of all areas."""
-    return expand("results/patches/{area}/index.parquet", area=AREAS)
+    """Per-area patch indexes of the labelled areas."""
+    return expand("results/patches/{area}/index.parquet", area=LABELLED_AREAS)
 
 
 def get_experiment_model(wildcards):
@@ -119,10 +131,11 @@ def get_experiment_training(wildcards):
 
 
 def get_patch_stores():
-    """Every area's patch arrays, in the order of AREAS (named inputs of train_model)."""
+    """Every labelled area's patch arrays, in the order of LABELLED_AREAS (named inputs
+    of train_model)."""
     return {
-        "images": expand("results/patches/{area}/images.npy", area=AREAS),
-        "labels": expand("results/patches/{area}/labels.npy", area=AREAS),
+        "images": expand("results/patches/{area}/images.npy", area=LABELLED_AREAS),
+        "labels": expand("results/patches/{area}/labels.npy", area=LABELLED_AREAS),
     }
 
 
@@ -195,8 +208,9 @@ def legend_outputs(stem):
 
 
 def get_eval_areas():
-    """Areas scored: the holdout areas, or every area (on its validation blocks) if none."""
-    return list(config["holdout"]) or list(AREAS)
+    """Areas scored: the holdout areas, or every labelled area (on its validation blocks)
+    if none."""
+    return list(config["holdout"]) or list(LABELLED_AREAS)
 
 
 def get_eval_maps(wildcards):
@@ -224,13 +238,38 @@ def get_eval_labels(wildcards):
     return expand("results/aligned/{area}/labels.tif", area=get_eval_areas())
 
 
+def get_area_labels(wildcards):
+    """The area's aligned labels (plot_area's reference panel); none for an area without
+    labels, whose figure has no reference panel."""
+    if wildcards.area in UNLABELLED_AREAS:
+        return []
+    return "results/aligned/{area}/labels.tif"
+
+
+def get_unlabelled_maps(wildcards):
+    """Maps of the areas without labels (listed unscored in proportions.csv)."""
+    return expand(
+        "results/maps/{experiment}/{device}/{area}.tif",
+        experiment=wildcards.experiment,
+        device=wildcards.device,
+        area=UNLABELLED_AREAS,
+    )
+
+
+def get_unlabelled_images(wildcards):
+    """Aligned images of the areas without labels (their chips are in its tags), in the
+    order of UNLABELLED_AREAS."""
+    return expand("results/aligned/{area}/image.tif", area=UNLABELLED_AREAS)
+
+
 def get_fold_holdout(wildcards):
     """The area a leave-one-area-out fold holds out, as the list `holdout` params take."""
     return [wildcards.fold]
 
 
 def get_loao_targets(wildcards=None):
-    """Leave-one-area-out summaries of every experiment x device (needs 2 areas or more)."""
+    """Leave-one-area-out summaries of every experiment x device (needs 2 labelled areas
+    or more)."""
     check_leave_one_area_out(AREAS)
     return expand(
         "results/loao/{experiment}/{device}/summary.csv",
@@ -240,16 +279,17 @@ def get_loao_targets(wildcards=None):
 
 
 def get_fold_names(wildcards):
-    """The folds of a scheme, in the summary's row order: every area (loao), k0 … (folds)."""
+    """The folds of a scheme, in the summary's row order: every labelled area (loao),
+    k0 … (folds)."""
     if wildcards.scheme == "loao":
-        return list(AREAS)
+        return list(LABELLED_AREAS)
     return fold_names(check_folds(config["evaluate"]["folds"]))
 
 
 def get_fold_areas(wildcards):
-    """Areas a fold maps and scores: the held-out area (loao); every area (folds: the
-    blocks of an area with K blocks or more are dealt over all K folds)."""
-    return [wildcards.fold] if wildcards.scheme == "loao" else list(AREAS)
+    """Areas a fold maps and scores: the held-out area (loao); every labelled area
+    (folds: the blocks of an area with K blocks or more are dealt over all K folds)."""
+    return [wildcards.fold] if wildcards.scheme == "loao" else list(LABELLED_AREAS)
 
 
 def get_fold_scenes(wildcards):
@@ -335,12 +375,27 @@ def get_proportion_targets():
 def get_map_targets():
     """Maps of every area for every experiment x device, with their class names beside
     them (a deleted style is made again by the next run)."""
+    return (
+        expand(
+            "results/maps/{experiment}/{device}/{area}{suffix}",
+            experiment=EXPERIMENTS,
+            device=DEVICES,
+            area=AREAS,
+            suffix=[".tif", ".qml", ".tif.aux.xml"],
+        )
+        + get_chip_map_targets()
+    )
+
+
+def get_chip_map_targets():
+    """Kind chips: each area's map cut into one GeoTIFF per chip, on its footprint."""
+    if config["imagery"]["kind"] != "chips":
+        return []
     return expand(
-        "results/maps/{experiment}/{device}/{area}{suffix}",
+        "results/maps/{experiment}/{device}/{area}_chips",
         experiment=EXPERIMENTS,
         device=DEVICES,
         area=AREAS,
-        suffix=[".tif", ".qml", ".tif.aux.xml"],
     )
 
 

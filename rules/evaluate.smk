@@ -89,10 +89,14 @@ rule collect_leaderboard:
 
 
 rule chip_proportions:
-    # kind chips: each chip's reference and predicted class proportions and their KL
+    # kind chips: each chip's reference and predicted class proportions and their KL; the
+    # chips of areas without labels with their predicted proportions only (unscored)
     input:
         maps=get_eval_maps,
         labels=get_eval_labels,
+        # their chips are listed in the aligned image's tags
+        unlabelled_maps=get_unlabelled_maps,
+        unlabelled_images=get_unlabelled_images,
     output:
         table="results/eval/{experiment}/{device}/proportions.csv",
     log:
@@ -108,6 +112,7 @@ rule chip_proportions:
         classes=lookup(dpath="classes", within=config),
         ignore_codes=lookup(dpath="ignore_codes", within=config),
         areas=get_eval_areas(),
+        unlabelled=UNLABELLED_AREAS,
         eps=lookup(dpath="evaluate/kl_eps", within=config),
     script:
         "../scripts/chip_proportions.py"

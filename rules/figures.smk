@@ -3,11 +3,12 @@
 
 rule plot_area:
     input:
+        # kinds stac and demo: the composite's clear looks per pixel, a fourth panel
         **get_clear_count(),
         image="results/aligned/{area}/image.tif",
-        labels="results/aligned/{area}/labels.tif",
+        # the reference panel; none for an area without labels (labelled: false)
+        labels=get_area_labels,
         map="results/maps/{experiment}/{device}/{area}.tif",
-        # kinds stac and demo: the composite's clear looks per pixel, a fourth panel
     output:
         png=report(
             "results/figures/{experiment}/{device}/area_{area}.png",

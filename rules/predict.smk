@@ -55,3 +55,24 @@ rule sieve_map:
         size=lookup(dpath="predict/min_mapping_unit", within=config),
     script:
         "../scripts/sieve_map.py"
+
+
+rule chip_maps:
+    # kind chips: the area's map cut back into one GeoTIFF per chip ({id}.tif), on the
+    # chip's own CRS and transform when it had one
+    input:
+        map="results/maps/{experiment}/{device}/{area}.tif",
+        image="results/aligned/{area}/image.tif",
+    output:
+        chips=directory("results/maps/{experiment}/{device}/{area}_chips"),
+    log:
+        "logs/chip_maps/{experiment}/{device}/{area}.log",
+    benchmark:
+        "benchmarks/chip_maps/{experiment}/{device}/{area}.tsv"
+    conda:
+        "../envs/geo.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/chip_maps.py"

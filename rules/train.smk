@@ -31,7 +31,7 @@ rule train_model:
         mem_mb=6000,
         gpu=get_gpus,
     params:
-        areas=list(AREAS),
+        areas=LABELLED_AREAS,
         model=get_experiment_model,
         training=get_experiment_training,
         bands=lookup(dpath="imagery/bands", within=config),

@@ -10,4 +10,7 @@ chip_proportions(
     classes=snakemake.params.classes,
     ignore_codes=snakemake.params.ignore_codes,
     eps=snakemake.params.eps,
+    unlabelled=snakemake.params.unlabelled,
+    unlabelled_maps=snakemake.input.unlabelled_maps,
+    unlabelled_images=snakemake.input.unlabelled_images,
 )

@@ -5,7 +5,7 @@ configure_logging(snakemake.log[0])
 wildcards = snakemake.wildcards
 plot_area(
     image=snakemake.input.image,
-    labels=snakemake.input.labels,
+    labels=snakemake.input.get("labels") or None,  # none for an area without labels
     prediction=snakemake.input.map,
     out=snakemake.output.png,
     classes=snakemake.params.classes,

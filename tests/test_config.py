@@ -10,7 +10,13 @@ import rasterio.transform
 import shapely
 import yaml
 
-from landcover.config import area_table, check_config, validate_config, validated
+from landcover.config import (
+    area_table,
+    check_config,
+    labelled_areas,
+    validate_config,
+    validated,
+)
 from landcover.errors import ConfigError
 from landcover.experiments import experiment_table
 from landcover.grid import area_grid
@@ -92,6 +98,46 @@ def test_patch_larger_than_area(demo_config):
 def test_every_area_held_out(demo_config):
     demo_config["holdout"] = list(demo_config["areas"])
     with pytest.raises(ConfigError, match="leave at least one"):
+        check_config(demo_config, area_table(demo_config["areas"]))
+
+
+def test_areas_are_labelled_unless_told_otherwise(demo_config):
+    demo_config["areas"]["delta"] = {"bbox": [-16.52, 14.994, -16.508, 15.006]}
+    demo_config["areas"]["delta_south"]["labelled"] = False
+    areas = area_table(validated(demo_config)["areas"])  # the schema fills the default
+    assert areas["delta"].labelled and not areas["delta_south"].labelled
+    check_config(demo_config, areas)
+    assert labelled_areas(areas) == [name for name in areas if name != "delta_south"]
+
+
+def test_an_area_without_labels_cannot_be_held_out(demo_config):
+    demo_config["areas"]["lakeside"]["labelled"] = False  # the demo's holdout area
+    with pytest.raises(
+        ConfigError,
+        match=r"holdout: area 'lakeside' has `labelled: false`.*Fix: remove it from `holdout`",
+    ):
+        check_config(demo_config, area_table(demo_config["areas"]))
+
+
+def test_a_labelled_area_must_remain_to_train_on(demo_config):
+    for spec in demo_config["areas"].values():
+        spec["labelled"] = False
+    demo_config["holdout"] = []
+    with pytest.raises(ConfigError, match=r"every area .* has `labelled: false`; at least one"):
+        check_config(demo_config, area_table(demo_config["areas"]))
+    demo_config["areas"]["lakeside"]["labelled"] = True  # labelled, but held out
+    demo_config["holdout"] = ["lakeside"]
+    with pytest.raises(ConfigError, match="every labelled area is held out"):
+        check_config(demo_config, area_table(demo_config["areas"]))
+
+
+def test_leave_one_area_out_counts_labelled_areas_only(demo_config):
+    for name, spec in demo_config["areas"].items():
+        spec["labelled"] = name == "lakeside"
+    demo_config["holdout"] = []
+    demo_config["split"]["method"] = "blocks"
+    demo_config["evaluate"]["leave_one_area_out"] = True
+    with pytest.raises(ConfigError, match=r"at least 2 areas with labels.*has 1: lakeside"):
         check_config(demo_config, area_table(demo_config["areas"]))
 
 

@@ -13,7 +13,7 @@ import difflib
 import re
 import reprlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,12 +151,16 @@ class Area:
         window: ``[col, row, width, height]`` of the local files, or ``"all"``; None for
             an area given by a bbox or vector file
             (:mod:`landcover.sources.pixel_areas`).
+        labelled: whether the area has labels (``areas.<name>.labelled``, the schema's
+            default filled): one without is acquired (imagery only), aligned, mapped and
+            drawn, never tiled, trained on or scored.
     """
 
     name: str
     bbox: BBox | None
     landscape: str = "forest"
     window: tuple[int, int, int, int] | str | None = None
+    labelled: bool = field(kw_only=True)  # no default here: the schema's is filled
 
 
 def _bbox_of_file(path: str | Path, where: str) -> BBox:
@@ -182,8 +186,9 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
     """The areas of the config as a name -> :class:`Area` table.
 
     Args:
-        areas: the config's ``areas``: a mapping name -> {bbox | file, landscape}, or
-            the path of a vector file with a ``name`` column (one area per feature).
+        areas: the config's ``areas`` (validated, defaults filled): a mapping name ->
+            {bbox | file | window, landscape, labelled}, or the path of a vector file with
+            a ``name`` column (one area per feature, each labelled).
 
     Raises:
         ConfigError: naming the area when its bbox is inverted, out of range or its
@@ -203,20 +208,22 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
         table = {}
         for name, group in frame.groupby("name"):
             west, south, east, north = group.total_bounds
-            table[str(name)] = Area(str(name), check_bbox((west, south, east, north), str(name)))
+            bbox = check_bbox((west, south, east, north), str(name))
+            table[str(name)] = Area(str(name), bbox, labelled=True)  # a file's areas: labelled
         return table
     check_area_names(list(areas), "areas")
     table = {}
     for name, spec in areas.items():
         if spec.get("window") is not None:
             window = spec["window"]
-            table[name] = Area(name, None, window=window if window == "all" else tuple(window))
+            window = window if window == "all" else tuple(window)
+            table[name] = Area(name, None, window=window, labelled=spec["labelled"])
             continue
         if spec.get("bbox") is not None:
             bbox = check_bbox(spec["bbox"], name)
         else:
             bbox = check_bbox(_bbox_of_file(spec["file"], f"Area '{name}'"), name)
-        table[name] = Area(name, bbox, spec.get("landscape", "forest"))
+        table[name] = Area(name, bbox, spec.get("landscape", "forest"), labelled=spec["labelled"])
     return table
 
 
@@ -240,9 +247,10 @@ def check_area_names(names: Sequence[Any], where: str) -> None:
 def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
     """Fail early on config values that are valid JSON but not a runnable workflow.
 
-    Checks: holdout areas exist and leave an area to train on; the split method has what
-    it needs; the class map is consistent; ``grid.crs`` is a projected CRS in metres;
-    the patch size fits every area's grid; leave-one-area-out has two areas or more.
+    Checks: holdout areas exist, have labels and leave a labelled area to train on; the
+    split method has what it needs; the class map is consistent; ``grid.crs`` is a
+    projected CRS in metres; the patch size fits every labelled area's grid;
+    leave-one-area-out has two labelled areas or more.
 
     Raises:
         ConfigError: naming the key (and area) and the fix.
@@ -253,11 +261,26 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
                 f"holdout: area '{name}' is not defined in `areas` (defined: "
                 f"{', '.join(sorted(areas))}). Fix the name or add the area."
             )
+        if not areas[name].labelled:
+            raise ConfigError(
+                f"holdout: area '{name}' has `labelled: false`, so it has no labels to be "
+                "scored on; an area without labels is only mapped. Fix: remove it from "
+                f"`holdout`, or give it labels and drop `areas.{name}.labelled: false`."
+            )
+    labelled = labelled_areas(areas)
+    if not labelled:
+        raise ConfigError(
+            f"areas: every area ({', '.join(areas)}) has `labelled: false`; at least one "
+            "labelled area is needed to train on. Fix: give an area labels and drop its "
+            "`labelled: false`."
+        )
     if config["evaluate"]["leave_one_area_out"]:
         check_leave_one_area_out(areas)
-    train_areas = [a for a in areas if a not in config["holdout"]]
+    train_areas = [a for a in labelled if a not in config["holdout"]]
     if not train_areas:
-        raise ConfigError("holdout: every area is held out; leave at least one to train on.")
+        raise ConfigError(
+            "holdout: every labelled area is held out; leave at least one to train on."
+        )
     method = config["split"]["method"]
     if "areas" in method and not config["holdout"]:
         raise ConfigError(
@@ -274,8 +297,8 @@ def check_config(config: Mapping[str, Any], areas: Mapping[str, Area]) -> None:
     check_grid_crs(config["grid"]["crs"])
     check_window_areas(config, areas)
     for area in areas.values():
-        if area.bbox is None:
-            continue  # a pixel window: its size is checked when it is read
+        if area.bbox is None or not area.labelled:
+            continue  # a pixel window: its size is checked when it is read; never tiled
         grid = area_grid(area.bbox, config["grid"]["resolution"], config["grid"]["crs"])
         if min(grid.shape) < size:
             raise ConfigError(
@@ -318,16 +341,29 @@ def check_window_areas(config: Mapping[str, Any], areas: Mapping[str, Area]) -> 
         )
 
 
+def labelled_areas(areas: Mapping[str, Area]) -> list[str]:
+    """Names of the areas with labels, in config order.
+
+    They are the ones tiled, split, trained on, validated on, scored and cross-validated;
+    the others (``labelled: false``) are only mapped and drawn.
+    """
+    return [name for name, area in areas.items() if area.labelled]
+
+
 def check_leave_one_area_out(areas: Mapping[str, Area]) -> None:
-    """Leave-one-area-out needs two areas: one held out, at least one to train on.
+    """Leave-one-area-out needs two labelled areas: one held out, one to train on.
 
     Raises:
         ConfigError: naming `evaluate.leave_one_area_out`, the areas and the fix.
     """
-    if len(areas) < 2:
+    labelled = labelled_areas(areas)
+    if len(labelled) < 2:
+        unlabelled = len(areas) - len(labelled)
         raise ConfigError(
-            "evaluate.leave_one_area_out needs at least 2 areas (each is held out in turn "
-            f"while the others train), but `areas` has {len(areas)}"
-            f"{': ' + ', '.join(areas) if areas else ''}. Add an area to `areas`, or set "
-            "evaluate.leave_one_area_out: false (and do not ask for the `loao` target)."
+            "evaluate.leave_one_area_out needs at least 2 areas with labels (each is held "
+            f"out in turn while the others train), but `areas` has {len(labelled)}"
+            f"{': ' + ', '.join(labelled) if labelled else ''}"
+            f"{f' (and {unlabelled} with `labelled: false`)' if unlabelled else ''}. Add a "
+            "labelled area to `areas`, or set evaluate.leave_one_area_out: false (and do "
+            "not ask for the `loao` target)."
         )

@@ -17,7 +17,8 @@ from rasterio.warp import transform as warp_transform
 
 from landcover.errors import ConfigError, DataError
 from landcover.grid import area_grid
-from landcover.prepare.align import align_area, choose_resampling
+from landcover.prepare.align import align_area, align_image, choose_resampling
+from landcover.sources import acquire_imagery
 
 BBOX = (-15.90, 16.10, -15.89, 16.11)
 CLASSES = [
@@ -383,3 +384,46 @@ def test_unknown_label_resampling(tmp_path: Path, raw: dict) -> None:
     with pytest.raises(ConfigError, match="label_resampling"):
         run(tmp_path, raw["b10"], raw["labels"], label_resampling="bilinear")
     assert_no_outputs(tmp_path)
+
+
+def test_imagery_alone_of_an_area_without_labels(tmp_path: Path, raw: dict) -> None:
+    """align_image writes the image align_area writes, and nothing else."""
+    image, _ = run(tmp_path, [raw["b10"], raw["b20"]], raw["labels"])
+    alone = tmp_path / "alone" / "image.tif"
+    grid = align_image("testarea", BBOX, [raw["b10"], raw["b20"]], alone, resolution=10, crs=None)
+    assert grid == GRID
+    with rasterio.open(image) as ref, rasterio.open(alone) as ds:
+        assert (ds.crs, ds.transform, ds.shape) == (ref.crs, ref.transform, ref.shape)
+        assert ds.descriptions == ref.descriptions and np.isnan(ds.nodata)
+        np.testing.assert_array_equal(ds.read(), ref.read())  # NaN where the image has none
+    assert sorted(p.name for p in alone.parent.iterdir()) == ["image.tif"]
+
+
+def test_imagery_alone_that_misses_the_area(tmp_path: Path, raw: dict) -> None:
+    elsewhere = (10.0, 50.0, 10.01, 50.01)
+    with pytest.raises(DataError, match=r"Area 'testarea'.*does not overlap"):
+        align_image("testarea", elsewhere, raw["b10"], tmp_path / "out" / "image.tif",
+                    resolution=10, crs=None)  # fmt: skip
+    assert_no_outputs(tmp_path)
+
+
+def test_image_chips_without_masks_are_aligned_alone(tmp_path: Path) -> None:
+    """A chips area without labels: its mosaic, its chips listed in the image's tags."""
+    for i in range(3):
+        path = tmp_path / "chips" / "survey" / "images" / f"c{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with rasterio.open(
+            path, "w", driver="PNG", width=8, height=8, count=1, dtype="uint8"
+        ) as dst:
+            dst.write(np.full((1, 8, 8), 10 * (i + 1), np.uint8))
+    raw_image, out = tmp_path / "raw.tif", tmp_path / "aligned" / "image.tif"
+    root = str(tmp_path / "chips" / "{area}" / "images" / "{id}.png")
+    acquire_imagery("survey", None, "chips", window="all", root=root, bands=["gray"],
+                    scale=0.01, offset=0.0, out=raw_image)  # fmt: skip
+    align_image("survey", None, raw_image, out, resolution=10, crs=None, window="all")
+    with rasterio.open(out) as ds:
+        assert ds.crs is None and (ds.height, ds.width) == (16, 16)  # 2 x 2 cells, one empty
+        assert list(json.loads(ds.tags()["chips"])) == ["c0", "c1", "c2"]
+        assert json.loads(ds.tags()["chip_size"]) == [8, 8]
+        np.testing.assert_allclose(ds.read(1)[8:, :8], 0.3)  # c2, row 1, column 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["image.tif"]

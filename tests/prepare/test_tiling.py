@@ -13,7 +13,7 @@ from affine import Affine
 
 from landcover.errors import DataError
 from landcover.prepare.store import window_image, window_labels
-from landcover.prepare.tiling import patch_windows, tile_area, window_offsets
+from landcover.prepare.tiling import chip_patch_windows, patch_windows, tile_area, window_offsets
 
 HEIGHT, WIDTH, BANDS = 50, 70, 3
 TRANSFORM = Affine(10, 0, 400_000, 0, -10, 1_800_000)
@@ -201,3 +201,15 @@ def test_labels_made_for_other_classes(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"Area 'a1'.*align_area"):
         tile(tmp_path, *paths, class_names=["tree", "water"])
     assert_no_outputs(tmp_path)
+
+
+def test_chip_mosaic_patches_stay_inside_their_chip():
+    # 2 x 3 chips of 20 x 30 px; patches of 16 every 8 px
+    windows = chip_patch_windows(40, 90, (20, 30), 16, 8)
+    assert windows == sorted(windows)  # row-major, as the strip reader needs
+    for row, col in windows:
+        assert row // 20 == (row + 15) // 20 and col // 30 == (col + 15) // 30
+    # each chip is tiled as its own grid: offsets 0, 4 down and 0, 8, 14 across
+    assert len(windows) == 6 * 2 * 3
+    assert {(r % 20, c % 30) for r, c in windows} == {(r, c) for r in (0, 4) for c in (0, 8, 14)}
+    assert chip_patch_windows(40, 40, (20, 20), 20, 20) == [(0, 0), (0, 20), (20, 0), (20, 20)]

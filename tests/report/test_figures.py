@@ -90,6 +90,24 @@ def test_plot_area(tmp_path, area):
     assert width == 1500 and 400 <= height <= 1200
 
 
+def test_plot_area_of_an_area_without_labels_has_no_reference_panel(tmp_path, area, monkeypatch):
+    drawn, save = [], figures._save
+
+    def keep(fig, *args):  # the figure, to look at its panels
+        drawn.append(fig)
+        save(fig, *args)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    image, _, prediction = area
+    out = tmp_path / "area.png"
+    figures.plot_area(image, None, prediction, out, classes=CLASSES, title="x", size=(9, 4))
+    assert png_size(out) == (900, 400)
+    (fig,) = drawn
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["True colour (B04, B03, B02)", "Prediction"]
+    assert "no labels" in fig._suptitle.get_text()
+
+
 def test_plot_area_shows_the_clear_looks_in_a_fourth_panel(tmp_path, area):
     count = np.tile(np.arange(4, dtype=np.uint8), (40, 10))
     clear = raster(tmp_path / "clear_count.tif", count, None)

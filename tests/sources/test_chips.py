@@ -11,7 +11,9 @@ import rasterio
 from rasterio.windows import Window
 
 from landcover.errors import ConfigError, DataError, SourceError
+from landcover.mapping.chips import chip_window
 from landcover.prepare.align import align_area
+from landcover.prepare.tiling import tile_area
 from landcover.sources import acquire_imagery, acquire_labels
 from landcover.sources.chips import chip_ids, layout
 
@@ -118,3 +120,21 @@ def test_masks_of_another_size(tmp_path):
     raw_image, raw_labels = acquire(tmp_path, tmp_path)
     with pytest.raises(DataError, match=r"mask '.*c0_mask.png' is 8 x 8 px but its image"):
         align(raw_image, raw_labels, tmp_path)
+
+
+def test_patches_and_map_windows_keep_to_one_chip(tmp_path):
+    chips(tmp_path / "train", 5)
+    image, labels = align(*acquire(tmp_path, tmp_path), tmp_path)
+    out = [tmp_path / name for name in ("images.npy", "labels.npy", "index.parquet")]
+    names = [c["name"] for c in CLASSES]
+    index = tile_area("train", image, labels, *out, 8, 4, 0.5, names, "float32")
+    assert len(index) == 5 * 9  # 3 x 3 patches in each chip of 16 px, none across two
+    assert ((index["row"] % 16) + 8 <= 16).all() and ((index["col"] % 16) + 8 <= 16).all()
+    with pytest.raises(
+        DataError, match=r"chips are 16 x 16 px, smaller than the patch size of 32 px.*at most 16"
+    ):
+        tile_area("train", image, labels, *out, 32, 32, 0.5, names, "float32")
+    with rasterio.open(image) as ds:
+        assert chip_window(ds.tags(), 256, 64, 16) == (16, 0)  # each chip one window
+        assert chip_window(ds.tags(), 256, 64, 32) == (256, 64)  # 16 px cannot be one
+    assert chip_window({}, 256, 64, 32) == (256, 64)

@@ -4,14 +4,16 @@ For chip collections scored by class proportions (a challenge's
 ``KL(y, ŷ) = Σ_i (y_i + ε) log((y_i + ε) / (ŷ_i + ε))``, :func:`metrics.kl_divergence`):
 each chip's proportions are counted over its cell of the area's mosaic
 (:mod:`landcover.sources.chips`), over the pixels its reference labels (ignored codes,
-no data and clouds weigh 0); a chip without a labelled pixel (a test chip) gets its
-predicted proportions over every mapped pixel and no reference nor KL. The table ends
-with a ``mean`` row (the mean KL over the chips that have one).
+no data and clouds weigh 0). A chip without a labelled pixel, and every chip of an area
+without labels (``labelled: false``, a test set of images without masks), gets its
+predicted proportions over every mapped pixel, NaN reference and KL, and ``scored``
+false. The table ends with a ``mean`` row: the mean KL over the scored chips only.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -36,25 +38,32 @@ def proportions(values: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def chip_row(
-    reference: np.ndarray,
+    reference: np.ndarray | None,
     prediction: np.ndarray,
     chip: str,
     path: str,
     names: Sequence[str],
     eps: float,
 ) -> dict[str, object]:
-    """One chip's row: id, file, ``ref_<class>``, ``pred_<class>``, ``kl`` (pure).
+    """One chip's row: id, file, ``scored``, ``ref_<class>``, ``kl``, ``pred_<class>`` (pure).
 
-    ``reference`` and ``prediction``: the class indices of the chip's cell (255 = none).
+    ``reference`` and ``prediction``: the class indices of the chip's cell (255 = none);
+    ``reference`` None for a chip of an area without labels. A chip scored (with a
+    labelled pixel) has its reference and KL, its prediction counted over the labelled
+    pixels; any other has NaN reference and KL, its prediction over every pixel.
     """
-    labelled = reference != IGNORE
-    y_hat = proportions(prediction[labelled] if labelled.any() else prediction, len(names))
-    row: dict[str, object] = {"chip": chip, "file": path}
-    if labelled.any():
-        y = proportions(reference, len(names))
-        row |= {f"ref_{n}": float(v) for n, v in zip(names, y, strict=True)}
-        row["kl"] = float(kl_divergence(y, y_hat, eps))
-    return row | {f"pred_{n}": float(v) for n, v in zip(names, y_hat, strict=True)}
+    labelled = np.zeros(prediction.shape, bool) if reference is None else reference != IGNORE
+    scored = bool(labelled.any())
+    y_hat = proportions(prediction[labelled] if scored else prediction, len(names))
+    y = proportions(reference, len(names)) if scored else np.full(len(names), np.nan)
+    return {
+        "chip": chip,
+        "file": path,
+        "scored": scored,
+        **{f"ref_{n}": float(v) for n, v in zip(names, y, strict=True)},
+        "kl": float(kl_divergence(y, y_hat, eps)) if scored else math.nan,
+        **{f"pred_{n}": float(v) for n, v in zip(names, y_hat, strict=True)},
+    }
 
 
 def cells(chips: Mapping[str, str], size: Sequence[int]) -> list[tuple[str, str, Window]]:
@@ -68,19 +77,29 @@ def cells(chips: Mapping[str, str], size: Sequence[int]) -> list[tuple[str, str,
 
 
 def chip_rows(
-    reference: np.ndarray,
+    reference: np.ndarray | None,
     prediction: np.ndarray,
     chips: Mapping[str, str],
     size: Sequence[int],
     names: Sequence[str],
     eps: float,
 ) -> list[dict[str, object]]:
-    """The rows of every chip of a mosaic held in memory (:func:`chip_row`, pure)."""
+    """The rows of every chip of a mosaic held in memory (:func:`chip_row`, pure).
+
+    ``reference`` None: a mosaic without labels (every chip unscored).
+    """
     rows = []
     for chip, path, cell in cells(chips, size):
         where = cell.toslices()
-        rows.append(chip_row(reference[where], prediction[where], chip, path, names, eps))
+        truth = None if reference is None else reference[where]
+        rows.append(chip_row(truth, prediction[where], chip, path, names, eps))
     return rows
+
+
+def mean_row(table: pd.DataFrame) -> dict[str, object]:
+    """The ``mean`` row: the mean KL over the scored chips only (NaN when none is)."""
+    kl = table.loc[table["scored"].astype(bool), "kl"].mean() if len(table) else math.nan
+    return {"area": MEAN_ROW, "chip": MEAN_ROW, "kl": kl}
 
 
 def chip_proportions(
@@ -92,8 +111,27 @@ def chip_proportions(
     classes: Sequence[Mapping[str, object]],
     ignore_codes: Sequence[int],
     eps: float,
+    unlabelled: Sequence[str] = (),
+    unlabelled_maps: Sequence[str | Path] = (),
+    unlabelled_images: Sequence[str | Path] = (),
 ) -> pd.DataFrame:
-    """Write ``proportions.csv``: every chip of the scored areas, then the ``mean`` row.
+    """Write ``proportions.csv``: the chips of the scored and unlabelled areas, ``mean``.
+
+    Every chip of the scored areas, then every chip of the areas without labels
+    (unscored: NaN reference and KL), then the ``mean`` row (the mean KL over the scored
+    chips only).
+
+    Args:
+        maps: the scored areas' maps, in the order of ``areas``.
+        labels: their aligned labels (whose tags list the chips).
+        areas: the scored areas.
+        out: the CSV written.
+        classes: the config's ``classes``.
+        ignore_codes: the config's ``ignore_codes``.
+        eps: the KL's epsilon (``evaluate.kl_eps``).
+        unlabelled: the areas without labels (``labelled: false``), mapped only.
+        unlabelled_maps: their maps, in the order of ``unlabelled``.
+        unlabelled_images: their aligned images (whose tags list the chips).
 
     Raises:
         DataError: a raster that cannot be read (naming it).
@@ -101,21 +139,28 @@ def chip_proportions(
     """
     class_map = ClassMap.from_config(classes, ignore_codes)
     names = list(class_map.names)
+    sources = [
+        *((area, m, lab, True) for area, m, lab in zip(areas, maps, labels, strict=True)),
+        *(
+            (area, m, image, False)
+            for area, m, image in zip(unlabelled, unlabelled_maps, unlabelled_images, strict=True)
+        ),
+    ]
     rows = []
-    for area, map_path, label_path in zip(areas, maps, labels, strict=True):
+    for area, map_path, grid_path, has_labels in sources:
+        what = "labels" if has_labels else "aligned image"
         with (
-            open_raster(label_path, f"labels of area '{area}'") as lab,
+            open_raster(grid_path, f"{what} of area '{area}'") as grid,
             open_raster(map_path, f"map of area '{area}'") as ds,
         ):
-            chips, size = json.loads(lab.tags()["chips"]), json.loads(lab.tags()["chip_size"])
+            chips, size = json.loads(grid.tags()["chips"]), json.loads(grid.tags()["chip_size"])
             for chip, path, cell in cells(chips, size):  # one chip's window at a time
                 values = ds.read(1, window=cell)
                 pred = map_to_indices(values, ds.tags(), ds.nodata, class_map, str(map_path))
-                row = chip_row(lab.read(1, window=cell), pred, chip, path, names, eps)
-                rows.append({"area": area, **row})
+                truth = grid.read(1, window=cell) if has_labels else None
+                rows.append({"area": area, **chip_row(truth, pred, chip, path, names, eps)})
     table = pd.DataFrame(rows)
-    mean = {"area": MEAN_ROW, "chip": MEAN_ROW, "kl": table.get("kl", pd.Series()).mean()}
-    table = pd.concat([table, pd.DataFrame([mean])], ignore_index=True)
+    table = pd.concat([table, pd.DataFrame([mean_row(table)])], ignore_index=True)
     with atomic_path(out) as tmp:
         table.to_csv(tmp, index=False, na_rep="NaN")
     return table

@@ -25,6 +25,7 @@ from landcover import __version__
 from landcover.classes import ClassMap
 from landcover.errors import ConfigError, DataError
 from landcover.io import atomic_path, gdal_env, open_raster, to_cog
+from landcover.mapping.chips import chip_window
 from landcover.mapping.engine import Strip, iter_probability_blocks
 from landcover.mapping.legend import legend_paths, write_legend
 from landcover.mapping.tta import augmented
@@ -114,6 +115,8 @@ def predict_scene(
         ConfigError: a window that is not a multiple of what the scorer needs.
 
     """
+    with rasterio.Env(**gdal_env(threads)), open_raster(image, "aligned image") as src:
+        window, overlap = chip_window(src.tags(), window, overlap, scorer.window_multiple)
     if window % scorer.window_multiple:
         raise ConfigError(
             f"predict: window={window} must be a multiple of {scorer.window_multiple} (the "

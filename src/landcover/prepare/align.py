@@ -4,7 +4,9 @@ The imagery (uint16 digital numbers, any CRS and resolution) becomes float32
 reflectance on the area grid; the labels (source codes, e.g. WorldCover in
 EPSG:4326) become class indices on the same grid. Both are warped with
 :func:`rasterio.warp.reproject`, which drives GDAL's warper: it reads only the
-source blocks that the destination grid needs.
+source blocks that the destination grid needs. An area without labels
+(``labelled: false``) has its imagery aligned alone (:func:`align_image`), on the same
+grid and by the same code.
 """
 
 from __future__ import annotations
@@ -194,25 +196,21 @@ def align_area(
 
     """
     class_map = ClassMap.from_config(classes, ignore_codes)
-    paths = [imagery] if isinstance(imagery, (str, Path)) else list(imagery)
+    paths = _imagery_paths(imagery)
     if bbox is None:  # an area given as a pixel window: its files' own grid
         log.info("area '%s': pixel window %s of the local files", area, window)
         grid = align_window_area(area, paths, labels, out_image, out_labels, class_map)
         _legend(out_labels, class_map)
         return grid
-    bbox4 = check_bbox(tuple(bbox), area)  # type: ignore[arg-type]
-    grid = area_grid(bbox4, resolution, crs)
     if label_resampling not in ("nearest", "mode"):
         raise ConfigError(
             f"grid.label_resampling: '{label_resampling}' is not supported; use 'nearest' "
             "or 'mode' (labels are categories and must not be interpolated)."
         )
-    log.info("area '%s': grid %s, %d x %d px at %s", area, grid.crs, *grid.shape[::-1], resolution)
+    bbox4, grid = _bbox_grid(area, bbox, resolution, crs)
 
     with contextlib.ExitStack() as stack:
-        images = [
-            stack.enter_context(open_raster(p, f"raw imagery of area '{area}'")) for p in paths
-        ]
+        images = _open_imagery(stack, area, paths)
         label_ds = stack.enter_context(open_raster(labels, f"raw labels of area '{area}'"))
         _check_overlap(area, bbox4, grid, images, label_ds)
         with (
@@ -221,8 +219,6 @@ def align_area(
             atomic_path(out_labels) as tmp_labels,
         ):
             image_valid = _write_image(area, images, grid, tmp_image, threads)
-            if not image_valid.any():
-                raise DataError(_empty_imagery(area, images))
             codes, fill = _warp_labels(area, label_ds, grid, label_resampling, threads)
             index = _remap(area, class_map, codes, fill, label_ds)
             index = mask_labels(index, image_valid)
@@ -244,6 +240,79 @@ def align_area(
     return grid
 
 
+def align_image(
+    area: str,
+    bbox: Sequence[float] | None,
+    imagery: PathLike | Sequence[PathLike],
+    out_image: PathLike,
+    *,
+    resolution: float,
+    crs: str | None,
+    threads: int = 1,
+    window: object = None,
+) -> Grid:
+    """Warp the raw imagery of an area without labels onto its grid and write it.
+
+    The imagery half of :func:`align_area` (the same grid, resampling, checks and
+    ``out_image``, by the same code) for an area with ``labelled: false``: it is mapped
+    and drawn, never tiled or scored, so it has no labels to align. An area given as a
+    pixel window (chips included: the mosaic's ``chips`` and ``chip_size`` tags are kept)
+    is put together on its files' own grid (:func:`align_window_area`).
+
+    Args:
+        area: the area's name (for messages and tags).
+        bbox: (west, south, east, north) in degrees; None for a pixel window.
+        imagery: the raw imagery GeoTIFF, or several whose bands are stacked in order.
+        out_image: path of the aligned image.
+        resolution: pixel size of the area grid in metres.
+        crs: CRS of the area grid; default the UTM zone of the bbox centre.
+        threads: GDAL warper and compression threads.
+        window: the area's pixel window (for the log; the raw files hold only it).
+
+    Returns:
+        The area grid.
+
+    Raises:
+        DataError: a raw file is corrupt, has no CRS, misses the area, or the imagery is
+            all nodata on the area grid.
+
+    """
+    paths = _imagery_paths(imagery)
+    if bbox is None:
+        log.info("area '%s' (no labels): pixel window %s of the local files", area, window)
+        return align_window_area(area, paths, None, out_image, None, None)
+    bbox4, grid = _bbox_grid(area, bbox, resolution, crs)
+    with contextlib.ExitStack() as stack:
+        images = _open_imagery(stack, area, paths)
+        _check_overlap(area, bbox4, grid, images, None)
+        with rasterio.Env(GDAL_NUM_THREADS=str(threads)), atomic_path(out_image) as tmp_image:
+            _write_image(area, images, grid, tmp_image, threads)
+    log.info("area '%s': imagery aligned (no labels: mapped only)", area)
+    return grid
+
+
+def _imagery_paths(imagery: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    """One raw imagery file, or several whose bands are stacked, as a list."""
+    return [imagery] if isinstance(imagery, (str, Path)) else list(imagery)
+
+
+def _bbox_grid(
+    area: str, bbox: Sequence[float], resolution: float, crs: str | None
+) -> tuple[BBox, Grid]:
+    """The checked bbox of an area and its grid (logged)."""
+    bbox4 = check_bbox(tuple(bbox), area)  # type: ignore[arg-type]
+    grid = area_grid(bbox4, resolution, crs)
+    log.info("area '%s': grid %s, %d x %d px at %s", area, grid.crs, *grid.shape[::-1], resolution)
+    return bbox4, grid
+
+
+def _open_imagery(
+    stack: contextlib.ExitStack, area: str, paths: Sequence[PathLike]
+) -> list[rasterio.DatasetReader]:
+    """Open every raw imagery file of an area for the life of ``stack``."""
+    return [stack.enter_context(open_raster(p, f"raw imagery of area '{area}'")) for p in paths]
+
+
 def _legend(out_labels: PathLike, class_map: ClassMap) -> None:
     """Write the class names where QGIS and GDAL read them, beside the labels.
 
@@ -261,74 +330,80 @@ STRIP = 512
 def align_window_area(
     area: str,
     imagery: Sequence[PathLike],
-    labels: PathLike,
+    labels: PathLike | None,
     out_image: PathLike,
-    out_labels: PathLike,
-    class_map: ClassMap,
+    out_labels: PathLike | None,
+    class_map: ClassMap | None,
 ) -> Grid:
     """Put an area given as a pixel window together on its files' own grid, strip by strip.
 
     Nothing is reprojected (the files may have no CRS): the raw imagery and labels must
     have the same size (and transform when georeferenced). The outputs are those of
     :func:`align_area`; memory is bounded by a strip of rows, whatever the scene's size.
+    ``labels``, ``out_labels`` and ``class_map`` None (an area without labels,
+    :func:`align_image`): the image alone.
 
     Raises:
         DataError: files of different sizes, or no labelled pixel with imagery.
 
     """
     with contextlib.ExitStack() as stack:
-        images = [
-            stack.enter_context(open_raster(p, f"raw imagery of area '{area}'")) for p in imagery
-        ]
-        label_ds = stack.enter_context(open_raster(labels, f"raw labels of area '{area}'"))
+        images = _open_imagery(stack, area, imagery)
+        label_ds = None
+        if labels is not None:
+            label_ds = stack.enter_context(open_raster(labels, f"raw labels of area '{area}'"))
         first = images[0]
-        if "chips" in first.tags() and "chips" in label_ds.tags():  # chip mosaics
-            # imported here: landcover.sources imports this module
+        if label_ds is not None and "chips" in first.tags() and "chips" in label_ds.tags():
+            # chip mosaics; imported here: landcover.sources imports this module
             from landcover.sources.chips import check_pairs
 
             check_pairs(area, first.tags(), label_ds.tags())
         crs = first.crs.to_string() if first.crs else None
         grid = Grid(crs, first.transform, first.width, first.height)  # type: ignore[arg-type]
-        _check_same_grid(area, [*images, label_ds], grid)
+        _check_same_grid(area, [*images, *([] if label_ds is None else [label_ds])], grid)
         log.info(
             "area '%s': its files' grid, %d x %d px, CRS %s", area, *grid.shape[::-1], grid.crs
         )
         tags: dict[str, str] = {}
         for ds in images:
             tags = {**ds.tags(), **tags}
-        labelled = 0
-        with (
-            atomic_path(out_image) as tmp_image,
-            atomic_path(out_labels) as tmp_labels,
-            rasterio.open(
-                tmp_image, "w", **image_profile(grid, sum(d.count for d in images))
-            ) as dst,
-            rasterio.open(tmp_labels, "w", **labels_profile(grid)) as lab,
-        ):
+        # both temporary files first: a failure on either side leaves neither output
+        tmp_image = stack.enter_context(atomic_path(out_image))
+        tmp_labels = None if label_ds is None else stack.enter_context(atomic_path(out_labels))
+        count = sum(d.count for d in images)
+        dst = stack.enter_context(rasterio.open(tmp_image, "w", **image_profile(grid, count)))
+        lab = None
+        if label_ds is not None and class_map is not None:
+            lab = stack.enter_context(rasterio.open(tmp_labels, "w", **labels_profile(grid)))
             lab.write_colormap(1, class_map.colormap())
-            for top in range(0, grid.height, STRIP):
-                window = Window(0, top, grid.width, min(STRIP, grid.height - top))
-                reflectance = _window_reflectance(area, images, window)
-                valid = np.isfinite(reflectance).all(axis=0)
-                dst.write(reflectance, window=window)
-                with _reading(area, label_ds, "acquire_labels"):
-                    codes = label_ds.read(1, window=window)
-                index = mask_labels(_remap_window(area, class_map, codes, label_ds, top), valid)
-                lab.write(index, 1, window=window)
-                labelled += int((index != IGNORE).sum())
-            names = [d or f"band{i}" for ds in images for i, d in enumerate(ds.descriptions, 1)]
-            for band, name in enumerate(names, 1):
-                dst.set_band_description(band, name)
-            dst.update_tags(**{**tags, "area": area})
-            lab.set_band_description(1, "class")
-            classes = json.dumps(list(class_map.names))
-            lab.update_tags(**{**label_ds.tags(), "area": area, "classes": classes})
-            if not labelled:
-                raise DataError(
-                    f"Area '{area}': no pixel of the labels {_raw_copy(label_ds)} carries a "
-                    "class where the imagery has data (all nodata or ignored codes). Check "
-                    f"`areas.{area}.window`, `labels.root` and `ignore_codes`."
-                )
+        labelled = 0
+        for top in range(0, grid.height, STRIP):
+            window = Window(0, top, grid.width, min(STRIP, grid.height - top))
+            reflectance = _window_reflectance(area, images, window)
+            dst.write(reflectance, window=window)
+            if lab is None:
+                continue
+            valid = np.isfinite(reflectance).all(axis=0)
+            with _reading(area, label_ds, "acquire_labels"):
+                codes = label_ds.read(1, window=window)
+            index = mask_labels(_remap_window(area, class_map, codes, label_ds, top), valid)
+            lab.write(index, 1, window=window)
+            labelled += int((index != IGNORE).sum())
+        names = [d or f"band{i}" for ds in images for i, d in enumerate(ds.descriptions, 1)]
+        for band, name in enumerate(names, 1):
+            dst.set_band_description(band, name)
+        dst.update_tags(**{**tags, "area": area})
+        if lab is None:
+            return grid
+        lab.set_band_description(1, "class")
+        classes = json.dumps(list(class_map.names))
+        lab.update_tags(**{**label_ds.tags(), "area": area, "classes": classes})
+        if not labelled:
+            raise DataError(
+                f"Area '{area}': no pixel of the labels {_raw_copy(label_ds)} carries a "
+                "class where the imagery has data (all nodata or ignored codes). Check "
+                f"`areas.{area}.window`, `labels.root` and `ignore_codes`."
+            )
     log.info("area '%s': %d px labelled", area, labelled)
     return grid
 
@@ -453,11 +528,14 @@ def _check_overlap(
     bbox: BBox,
     grid: Grid,
     images: Sequence[rasterio.DatasetReader],
-    labels: rasterio.DatasetReader,
+    labels: rasterio.DatasetReader | None,
 ) -> None:
-    """Raise a DataError when a raw file misses the area or the imagery misses the labels."""
+    """Raise a DataError when a raw file misses the area or the imagery misses the labels.
+
+    ``labels`` None (an area without labels): the imagery files only.
+    """
     footprints = {}
-    for ds in [*images, labels]:
+    for ds in [*images, *([] if labels is None else [labels])]:
         rule = "acquire_labels" if ds is labels else "acquire_imagery"
         if ds.crs is None:
             raise DataError(
@@ -473,6 +551,8 @@ def _check_overlap(
                 f"{_rebuild(ds, rule)}; or fix `areas.{area}.bbox`."
             )
         footprints[ds.name] = bounds
+    if labels is None:
+        return
     label_bounds = footprints[labels.name]
     for ds in images:
         common = intersect_bounds(footprints[ds.name], label_bounds)
@@ -508,6 +588,10 @@ def _write_image(
     """Warp every band onto ``grid``, write reflectance to ``path``; return the valid mask.
 
     One band is in memory at a time. A pixel is valid when every band has data.
+
+    Raises:
+        DataError: no valid pixel (the imagery is all nodata on the area grid).
+
     """
     count = sum(ds.count for ds in images)
     profile = image_profile(grid, count)
@@ -549,6 +633,8 @@ def _write_image(
                 dst.write(reflectance, out_band)
                 dst.set_band_description(out_band, name)
         dst.update_tags(**{**tags, "area": area})
+    if not valid.any():
+        raise DataError(_empty_imagery(area, images))
     return valid
 
 

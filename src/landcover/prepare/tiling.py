@@ -54,6 +54,23 @@ def patch_windows(height: int, width: int, size: int, stride: int) -> list[tuple
     return [(r, c) for r in rows for c in cols]
 
 
+def chip_patch_windows(
+    height: int, width: int, cell: tuple[int, int], size: int, stride: int
+) -> list[tuple[int, int]]:
+    """The patches of a mosaic of chips (cells of ``cell`` px), each inside one chip, row-major.
+
+    Chips laid side by side are unrelated images: a patch across two would teach the
+    network a border that exists nowhere. Each cell is tiled as its own grid.
+    """
+    rows = [
+        r + dr for r in range(0, height, cell[0]) for dr in window_offsets(cell[0], size, stride)
+    ]
+    cols = [
+        c + dc for c in range(0, width, cell[1]) for dc in window_offsets(cell[1], size, stride)
+    ]
+    return [(r, c) for r in rows for c in cols]
+
+
 def valid_mask(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Pixels with a class label and a finite value in every band.
 
@@ -144,7 +161,7 @@ def tile_area(
                 f"size of {size} px. Lower `patches.size` to at most {min(width, height)} or "
                 f"enlarge `areas.{area}.bbox`."
             )
-        windows = patch_windows(height, width, size, stride)
+        windows = _windows(area, img.tags(), (height, width), size, stride)
         kept: list[tuple[int, int, float, np.ndarray]] = []
         for row, col, image_patch, label_patch in _patches(img, lab, windows, size):
             valid = valid_mask(image_patch, label_patch)
@@ -183,6 +200,22 @@ def tile_area(
             _write_store(area, img, lab, tmp_images, tmp_labels, dtype)
             index.to_parquet(tmp_index)
     return index
+
+
+def _windows(
+    area: str, tags: dict[str, str], shape: tuple[int, int], size: int, stride: int
+) -> list[tuple[int, int]]:
+    """The area's patch windows: over the whole grid, or chip by chip for a chip mosaic."""
+    if "chip_size" not in tags:
+        return patch_windows(*shape, size, stride)
+    cell = tuple(int(v) for v in json.loads(tags["chip_size"]))
+    if size > min(cell):
+        raise DataError(
+            f"Area '{area}': its chips are {cell[1]} x {cell[0]} px, smaller than the patch "
+            f"size of {size} px, and a patch may not span two chips. Set `patches.size` to "
+            f"at most {min(cell)} (the chip side: one patch per chip)."
+        )
+    return chip_patch_windows(*shape, (cell[0], cell[1]), size, stride)
 
 
 STORE_STRIP = 256

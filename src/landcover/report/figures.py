@@ -133,7 +133,7 @@ def read_count(path: str | Path, max_size: int = 1024) -> np.ndarray:
 
 def plot_area(
     image: str | Path,
-    labels: str | Path,
+    labels: str | Path | None,
     prediction: str | Path,
     out: str | Path,
     *,
@@ -148,12 +148,14 @@ def plot_area(
     """Plot true colour, ground truth and prediction of an area side by side, one legend.
 
     With ``clear_count`` (the composite's clear looks per pixel, kinds stac and demo) a
-    fourth panel shows where the composite saw the ground clear how often.
+    fourth panel shows where the composite saw the ground clear how often. An area without
+    labels (``labels`` None) has no ground-truth panel, and the title says so.
 
     Args:
         image: the aligned image (bands described B02..., or any bands: see
             :func:`view_bands`).
-        labels: the aligned labels (class indices, 255 ignored).
+        labels: the aligned labels (class indices, 255 ignored); None for an area
+            without labels (``labelled: false``).
         prediction: the map (codes or indices; its ``values`` tag tells).
         out: PNG path.
         classes: the config's ``classes`` (names and colours).
@@ -169,18 +171,18 @@ def plot_area(
     class_map = ClassMap.from_config(classes, ignore_codes)
     view, view_title = read_true_colour(image, max_size)
     rgb = stretch(view)
-    truth = read_classes(labels, class_map, max_size)
     pred = read_classes(prediction, class_map, max_size)
     cmap, norm = class_cmap(class_map)
     if size is None:
-        aspect = truth.shape[0] / max(truth.shape[1], 1)
+        aspect = pred.shape[0] / max(pred.shape[1], 1)
         size = (15.0, min(max(5.0 * aspect * 1.05 + 1.6, 4.0), 12.0))
     fig = Figure(figsize=size)
-    panels = [
-        (view_title, rgb),
-        ("Ground truth", truth),
-        ("Prediction", pred),
-    ]
+    panels = [(view_title, rgb)]
+    if labels is not None:
+        panels.append(("Ground truth", read_classes(labels, class_map, max_size)))
+    else:  # an area mapped only: say why the reference is missing
+        title = f"{title} (no labels: mapped, not scored)" if title else "No labels: not scored"
+    panels.append(("Prediction", pred))
     if clear_count is not None:
         panels.append(("Clear looks (composite)", read_count(clear_count, max_size)))
     axes = fig.subplots(1, len(panels))

@@ -146,11 +146,16 @@ def _write_mosaic(
             for index in range(len(files), rows * columns):
                 row, col = _cell(index, columns, size)
                 dst.write(blank, window=rasterio.windows.Window(col, row, size[1], size[0]))
-        for index, path in enumerate(files.values()):
+        footprints = {}
+        for index, (chip, path) in enumerate(files.items()):
             row, col = _cell(index, columns, size)
             with rasterio.open(path) as src:
                 data = src.read(list(bands)).astype(dtype)
+                if src.crs:
+                    footprints[chip] = [src.crs.to_string(), list(src.transform)[:6]]
             dst.write(data, window=rasterio.windows.Window(col, row, size[1], size[0]))
+        if footprints:  # per-chip maps get them back (:func:`split_map`)
+            tags = {**tags, "chip_footprints": json.dumps(footprints)}
         if scales is not None:
             dst.scales = [s for s, _ in scales]
             dst.offsets = [o for _, o in scales]

@@ -177,6 +177,43 @@ def test_resume_after_kill(reference, patch_store, tmp_path, caplog):
     np.testing.assert_allclose(h[LOSSES], history(reference[0])[LOSSES], rtol=1e-6)
 
 
+def test_moving_average_is_what_is_validated_and_kept(patch_store, tmp_path):
+    # a decay this close to 1 keeps the average at the weights of the first step
+    frozen = {**TRAINING, "ema": 0.999999}
+    train_model(**run_args(patch_store, tmp_path, training=frozen))
+    h = history(tmp_path)
+    assert h["train_loss"].iloc[0] != pytest.approx(h["train_loss"].iloc[-1], rel=1e-3)
+    np.testing.assert_allclose(h["val_loss"], h["val_loss"].iloc[0], rtol=1e-4)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)["state_dict"]
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in last["ema"].items()}
+    for name, value in best.items():  # the kept model is the average, not the raw weights
+        torch.testing.assert_close(value, averaged[name])
+    moved = [
+        k for k, v in best.items() if v.is_floating_point() and not v.equal(last["state_dict"][k])
+    ]
+    assert moved
+
+
+def test_resume_restores_the_moving_average(patch_store, tmp_path):
+    averaged = {**TRAINING, "ema": 0.9}
+    whole = tmp_path / "whole"
+    train_model(**run_args(patch_store, whole, training=averaged))
+    out = tmp_path / "out"
+    args = run_args(patch_store, out, training=averaged)
+    (tmp_path / "args.json").write_text(json.dumps(args))
+    (tmp_path / "killed.py").write_text(KILLED_RUN)
+    run = subprocess.run(
+        [sys.executable, str(tmp_path / "killed.py"), str(tmp_path / "args.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    train_model(**args)
+    np.testing.assert_allclose(history(out)[LOSSES], history(whole)[LOSSES], rtol=1e-6)
+
+
 def test_changed_config_does_not_resume(patch_store, tmp_path, caplog):
     resume = tmp_path / "resume"
     resume.mkdir()

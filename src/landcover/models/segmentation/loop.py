@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -126,8 +127,12 @@ def train_epoch(
     amp_dtype: torch.dtype | None,
     channels_last: bool,
     world: int,
+    on_step: Callable[[], None] | None = None,
 ) -> tuple[float, int, float]:
-    """One pass over the sampler's draws; returns mean loss, patches seen (all ranks), lr."""
+    """One pass over the sampler's draws; returns mean loss, patches seen (all ranks), lr.
+
+    ``on_step`` runs after every optimiser step (the weights' moving average).
+    """
     net.train()
     total = torch.zeros((), dtype=torch.float64, device=dev)
     count = 0
@@ -140,6 +145,8 @@ def train_epoch(
         labels = labels.to(dev, non_blocking=True)
         loss, per_sample = train_step(net, images, labels, loss_fn, optimizer, scaler, amp_dtype)
         lr = optimizer.param_groups[0]["lr"]
+        if on_step is not None:
+            on_step()
         if scheduler is not None:
             scheduler.step()
         total += loss.detach().double() * len(idx)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from landcover.errors import DataError
 from landcover.hardware import (
@@ -75,6 +76,7 @@ def load_state(
     scaler: torch.amp.GradScaler,
     sampler: EpochSampler,
     state: dict[str, Any],
+    ema: AveragedModel | None = None,
 ) -> bool:
     """Restore a killed run's state in place; False when there is none or it is stale.
 
@@ -89,6 +91,8 @@ def load_state(
     if ckpt is None:
         return False
     core.load_state_dict(ckpt["state_dict"])
+    if ema is not None:  # the identity includes training.ema: the state has the average
+        ema.load_state_dict(ckpt["ema"])
     optimizer.load_state_dict(ckpt["optimizer"])
     if scheduler is not None:
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -145,17 +149,24 @@ def save_state(
     sampler: EpochSampler,
     state: dict[str, Any],
     improved: bool,
+    ema: AveragedModel | None = None,
 ) -> None:
-    """Write the epoch's state (and its model, when it is the best so far), atomically."""
+    """Write the epoch's state (and its model, when it is the best so far), atomically.
+
+    With ``ema`` (``training.ema``) the best model is the averaged one (what validation
+    scored), and the state holds the average beside the raw weights it continues from.
+    """
     epoch = state["epoch"]
+    scored = core if ema is None else ema.module
     if improved:  # named by epoch: last.pt says which one is the best
         save_checkpoint(
             best_path(resume_dir, epoch),
-            {"state_dict": core.state_dict(), "meta": meta, "epoch": epoch},
+            {"state_dict": scored.state_dict(), "meta": meta, "epoch": epoch},
         )
     save_checkpoint(
         resume_dir / "last.pt",
         {
+            **({} if ema is None else {"ema": ema.state_dict()}),
             "state_dict": core.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,

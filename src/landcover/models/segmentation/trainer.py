@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from landcover.classes import IGNORE, class_names
@@ -88,6 +89,7 @@ class TrainingSettings:
     focal_gamma: float
     augment: bool
     jitter: float
+    ema: float
     oversample_rare: float
     hard_mining: float
     positive_fraction: float | None
@@ -382,6 +384,7 @@ class Parts:
     batch_size: int
     amp_dtype: torch.dtype | None
     channels_last: bool
+    ema: AveragedModel | None = None  # training.ema: the averaged weights
     # set by _wrap once a killed run's state is restored
     net: nn.Module | None = None
     train_loader: DataLoader | None = None
@@ -402,6 +405,7 @@ def _fit(run: Run, model_cfg: dict[str, Any], seed: int) -> dict[str, Any]:
         parts.scaler,
         parts.sampler,
         state,
+        parts.ema,
     )
     barrier(run.world)  # every rank has read the resume state before it may go
     if not fresh and run.rank == 0:
@@ -464,6 +468,10 @@ def _build(run: Run, model_cfg: dict[str, Any], seed: int) -> Parts:
     parts = Parts(
         core, loss_fn, optimizer, scheduler, scaler, sampler, batch_size, amp_dtype, channels_last
     )
+    if cfg.ema > 0:  # torch's own averaging (buffers too: batch-norm statistics)
+        parts.ema = AveragedModel(
+            core, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True
+        )
     log.info(
         "training %s/%s on %s (%d process(es), %d threads, %s): %d train and %d val patches "
         "of %d px, batch %d, %d steps per epoch",
@@ -512,10 +520,11 @@ def _epoch(run: Run, parts: Parts, state: dict[str, Any]) -> None:
         parts.amp_dtype,
         parts.channels_last,
         run.world,
+        on_step=None if parts.ema is None else lambda: parts.ema.update_parameters(parts.core),
     )
     train_s = time.perf_counter() - start
     val_loss, iou = validate(
-        parts.core,
+        parts.core if parts.ema is None else parts.ema.module,
         parts.val_loader,
         parts.loss_fn,
         run.dev,
@@ -544,6 +553,7 @@ def _epoch(run: Run, parts: Parts, state: dict[str, Any]) -> None:
             parts.sampler,
             state,
             improved,
+            parts.ema,
         )
     barrier(run.world)
 

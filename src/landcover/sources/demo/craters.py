@@ -5,7 +5,8 @@ binary task with a rare positive class), of ``config/chips.yaml`` (folders of PN
 and of the tests. Writes ``scene.tif`` (one uint8 band, no CRS, no geotransform, as a
 planetary or microscope image comes) and ``scene_mask.tif`` (1 ground, 2 crater, 0 no
 mask), or with ``--chips`` folders ``{area}/images/{id}.png`` (RGB) and
-``{area}/masks/{id}_mask.png``:
+``{area}/masks/{id}_mask.png`` (areas train and test), and ``unlabelled/images/{id}.png``
+without masks (a test set to map only, ``labelled: false``):
 
     python -m landcover.sources.demo.craters resources/craters
     python -m landcover.sources.demo.craters --chips resources/chips
@@ -58,24 +59,33 @@ def write_craters(
 
 
 def write_crater_chips(
-    folder: str | Path, areas: dict[str, int] | None = None, size: int = 64
+    folder: str | Path,
+    areas: dict[str, int] | None = None,
+    size: int = 64,
+    unlabelled: dict[str, int] | None = None,
 ) -> list[Path]:
     """Write PNG chips of crater scenes: per area ``{n}`` RGB images and their masks.
 
     ``areas``: area -> number of chips (default train 24, test 8); each chip is a crater
     scene of its own (another seed), the mask codes 1 ground and 2 crater.
+    ``unlabelled``: area -> number of image chips written without masks (default
+    unlabelled 8; ``{}`` for none): no ``masks`` folder at all.
     """
     folder = Path(folder)
+    areas = {"train": 24, "test": 8} if areas is None else areas
+    unlabelled = {"unlabelled": 8} if unlabelled is None else unlabelled
     written = []
-    for a, (area, count) in enumerate((areas or {"train": 24, "test": 8}).items()):
+    every = [(area, count, True) for area, count in areas.items()]
+    every += [(area, count, False) for area, count in unlabelled.items()]
+    for a, (area, count, with_masks) in enumerate(every):
         for i in range(count):
             image, mask = crater_scene(size, size, craters=3, seed=1000 * a + i)
             mask[mask == 0] = 1  # a chip's mask covers it whole
             rgb = np.stack([image, image, (image * 0.8).astype(np.uint8)])
-            for path, data in (
-                (folder / area / "images" / f"chip{i:03d}.png", rgb),
-                (folder / area / "masks" / f"chip{i:03d}_mask.png", mask[None]),
-            ):
+            files = [(folder / area / "images" / f"chip{i:03d}.png", rgb)]
+            if with_masks:
+                files.append((folder / area / "masks" / f"chip{i:03d}_mask.png", mask[None]))
+            for path, data in files:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 profile = {"driver": "PNG", "width": size, "height": size, "dtype": "uint8"}
                 with rasterio.open(path, "w", **profile, count=len(data)) as dst:
@@ -93,7 +103,8 @@ if __name__ == "__main__":
     parser.add_argument("--chips", action="store_true", help="write folders of PNG chips")
     args = parser.parse_args()
     if args.chips:
-        print(f"{len(write_crater_chips(args.folder))} chips and masks in {args.folder}")
+        written = write_crater_chips(args.folder)
+        print(f"{len(written)} image and mask chips in {args.folder} (unlabelled/: no masks)")
     else:
         for path in write_craters(args.folder, args.height, args.width, args.craters):
             print(path)
