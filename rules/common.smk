@@ -22,7 +22,7 @@ from landcover.sources import (  # noqa: E402
     source_inputs,
     source_root,
 )
-from landcover.experiments import experiment_table  # noqa: E402
+from landcover.experiments import experiment_seed, experiment_table  # noqa: E402
 from landcover.evaluation.loao import FOLD_SPLIT_METHOD  # noqa: E402
 from landcover.prepare.folds import check_folds, fold_names  # noqa: E402
 
@@ -128,6 +128,11 @@ def get_experiment_model(wildcards):
 def get_experiment_training(wildcards):
     """The experiment's `training` settings (defaults filled, overrides applied)."""
     return EXPERIMENTS[wildcards.experiment]["training"]
+
+
+def get_experiment_seed(wildcards):
+    """The seed of the experiment's training: its `training.seed`, else the config's."""
+    return experiment_seed(EXPERIMENTS[wildcards.experiment], config["seed"])
 
 
 def get_patch_stores():

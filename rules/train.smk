@@ -36,7 +36,7 @@ rule train_model:
         training=get_experiment_training,
         bands=lookup(dpath="imagery/bands", within=config),
         classes=lookup(dpath="classes", within=config),
-        seed=lookup(dpath="seed", within=config),
+        seed=get_experiment_seed,
         members=get_ensemble_member_kinds,
     script:
         "../scripts/train_model.py"

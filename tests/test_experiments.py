@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from landcover.errors import ConfigError
-from landcover.experiments import experiment_table
+from landcover.experiments import experiment_seed, experiment_table
 
 BASE = {
     "model": {"arch": "unet", "encoder": "resnet18", "encoder_weights": None},
@@ -105,3 +105,10 @@ def test_a_grid_that_makes_members_of_a_network_is_an_error():
     grid = {"model.kind": ["segmentation"]}  # the ensemble too becomes a network
     with pytest.raises(ConfigError, match=r"experiment_grid: experiments\.ensemble_kind-"):
         experiment_table(ENSEMBLE_BASE, TWO | {"ensemble": ensemble_of("unet", "pixel")}, grid)
+
+
+def test_an_experiment_trains_with_its_own_seed_or_the_configs():
+    base = {"model": {"arch": "unet"}, "training": {"lr": 0.01, "seed": None}}
+    table = experiment_table(base, {"a": {}, "b": {"training": {"seed": 3}}})
+    assert experiment_seed(table["a"], 42) == 42
+    assert experiment_seed(table["b"], 42) == 3

@@ -137,3 +137,9 @@ def check_members(
                     f"{key}: '{member}' is itself an ensemble; list its members "
                     f"({', '.join(other['model'].get('members') or [])}) instead."
                 )
+
+
+def experiment_seed(settings: Mapping[str, Mapping[str, Any]], default: int) -> int:
+    """The seed an experiment trains with: its ``training.seed``, else the config's ``seed``."""
+    seed = settings["training"].get("seed")
+    return int(default if seed is None else seed)

@@ -100,6 +100,7 @@ class TrainingSettings:
     compile: bool
     num_workers: int | str
     deterministic: bool
+    seed: int | None = None  # the workflow resolves it into the run's ``seed``
 
     @classmethod
     def from_mapping(cls, training: Mapping[str, Any]) -> TrainingSettings:
