@@ -29,10 +29,13 @@ def test_chip_folders_are_trained_mapped_and_scored(tmp_path, tiny_config, run_s
         patches={"size": 32, "stride": 32, "min_valid": 0.5},
         split={**ready["split"], "block_size": 32},
         predict={"window": 32, "overlap": 0, "batch_size": 4},
+        evaluate={"folds": 2},
     )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     area_figure = "results/figures/pixel/cpu/area_unlabelled.png"
-    run = run_snakemake(tmp_path, "per_class_iou", "maps", "results/experiments.csv", area_figure)
+    folds = "results/folds/pixel/cpu/summary.csv"  # k-fold of the (quick) per-pixel kind
+    targets = ("per_class_iou", "maps", "results/experiments.csv", area_figure, folds)
+    run = run_snakemake(tmp_path, *targets)
     assert run.returncode == 0, run.stderr[-4000:]
     index = pd.read_parquet(tmp_path / "results/patches/index.parquet")
     assert len(index[index["area"] == "train"]) == 12  # one patch per chip
@@ -77,3 +80,11 @@ def test_chip_folders_are_trained_mapped_and_scored(tmp_path, tiny_config, run_s
         assert (ds.width, ds.height) == (32, 32) and ds.crs is None
         assert (ds.read(1) == cell).all() and ds.tags()["chip"] == "chip001"
     assert len(list((tmp_path / "results/maps/pixel/cpu/unlabelled_chips").glob("*.tif"))) == 3
+    # two folds dealing out the labelled chips (train and test areas), each trained and
+    # scored; the summary's mean and spread per metric
+    summary = pd.read_csv(tmp_path / folds)
+    assert list(summary["fold"][:2]) == ["k0", "k1"], summary
+    assert summary["miou"][:2].between(0, 1).all()
+    mean = summary.set_index("fold").loc["mean"]
+    assert mean["miou"] == pytest.approx(summary["miou"][:2].mean(), abs=1e-5)  # 6 digits
+    assert mean["std_miou"] == pytest.approx(summary["miou"][:2].std(), abs=1e-5)
