@@ -23,6 +23,7 @@ from landcover.sources import (  # noqa: E402
     source_root,
 )
 from landcover.experiments import experiment_seed, experiment_table  # noqa: E402
+from landcover.mapping.threads import map_threads  # noqa: E402
 from landcover.evaluation.loao import FOLD_SPLIT_METHOD  # noqa: E402
 from landcover.prepare.folds import check_folds, fold_names  # noqa: E402
 
@@ -133,6 +134,13 @@ def get_experiment_training(wildcards):
 def get_experiment_seed(wildcards):
     """The seed of the experiment's training: its `training.seed`, else the config's."""
     return experiment_seed(EXPERIMENTS[wildcards.experiment], config["seed"])
+
+
+def get_map_threads(wildcards, input):
+    """Threads of a map: one for a small area, whose job is mostly start-up and model
+    loading that a second thread does not speed up (two such jobs run side by side
+    instead), two otherwise (`--set-threads predict_area=N` gives more)."""
+    return map_threads(input.image)
 
 
 def get_patch_stores():

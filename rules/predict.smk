@@ -22,7 +22,7 @@ rule predict_area:
         "benchmarks/predict_area/{experiment}/{device}/{area}.tsv"
     conda:
         "../envs/torch.yaml"
-    threads: 2
+    threads: get_map_threads
     resources:
         mem_mb=3000,
         gpu=get_gpus,

@@ -23,7 +23,6 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from landcover.errors import DataError
-from landcover.evaluation.proportions import cells
 from landcover.io import atomic_path, open_raster
 
 log = logging.getLogger(__name__)
@@ -100,6 +99,9 @@ def split_map(map_path: str | Path, image: str | Path, out_dir: str | Path) -> i
             f"'{image}' is not a mosaic of chips (no 'chips' tag): per-chip maps are for "
             "kind chips; rerun `align_area` for the area."
         )
+    # here: the scorer's imports (chip_window) need not load the sources
+    from landcover.evaluation.proportions import cells
+
     chips, size = json.loads(tags["chips"]), json.loads(tags["chip_size"])
     footprints = json.loads(tags.get("chip_footprints", "{}"))
     final = Path(out_dir)

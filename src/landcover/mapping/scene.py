@@ -117,6 +117,8 @@ def predict_scene(
     """
     with rasterio.Env(**gdal_env(threads)), open_raster(image, "aligned image") as src:
         window, overlap = chip_window(src.tags(), window, overlap, scorer.window_multiple)
+    if getattr(scorer, "per_pixel", False):  # no context, no seam: overlap only costs
+        overlap = 0
     if window % scorer.window_multiple:
         raise ConfigError(
             f"predict: window={window} must be a multiple of {scorer.window_multiple} (the "

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from landcover import models
+from landcover.classes import ClassMap
 from landcover.errors import DataError
 from landcover.models import Outputs
 from landcover.models.pixel.samples import draw, feature_names, features, sample_rows
@@ -123,3 +124,37 @@ def test_not_a_pixel_model_is_a_data_error(tmp_path):
     torch.save({"state_dict": {}, "meta": {}}, path)
     with pytest.raises(DataError, match="not a per-pixel model"):
         models.load("pixel", path, "cpu")
+
+
+def test_a_scene_is_mapped_without_overlap(trained, patch_store, tmp_path):
+    """Overlapping windows only cost a per-pixel model: it maps with none, same map."""
+    import rasterio
+    from affine import Affine
+
+    from landcover.mapping.scene import predict_scene
+
+    image = patch_store["read"]("a", 1)[0][0].astype("float32")  # (bands, h, w)
+    path = tmp_path / "image.tif"
+    profile = {"driver": "GTiff", "count": image.shape[0], "dtype": "float32"}
+    with rasterio.open(
+        path, "w", **profile, height=image.shape[1], width=image.shape[2],
+        crs="EPSG:32628", transform=Affine(10, 0, 0, 0, -10, 0),
+    ) as dst:  # fmt: skip
+        dst.write(image)
+        dst.descriptions = tuple(patch_store["bands"])
+    scorer = models.load("pixel", trained[0].best, "cpu")
+    classes = [
+        {"name": c, "codes": [i + 1], "colour": "#808080"}
+        for i, c in enumerate(patch_store["classes"])
+    ]
+    maps = []
+    for overlap in (8, 0):
+        out = tmp_path / f"map{overlap}.tif"
+        predict_scene(
+            scorer, path, out, classes=ClassMap.from_config(classes, []), values="codes",
+            window=16, overlap=overlap, batch_size=4,
+        )  # fmt: skip
+        with rasterio.open(out) as ds:
+            assert ds.tags()["overlap"] == "0"
+            maps.append(ds.read(1))
+    np.testing.assert_array_equal(maps[0], maps[1])

@@ -245,7 +245,9 @@ def _lake(shape: tuple[int, int], rng: np.random.Generator) -> Scene:
     codes[canals | main_canal] = WATER
     vigour[canals | main_canal] = 0.6
 
-    reeds = (shore > 0) & (shore <= 3) & (smooth_field(rng, shape, 20) > 0.3)
+    # reed beds (Typha) fringe Sahel lakes in belts from a few metres to over 100 m wide
+    belt = np.clip(5.0 + 4.0 * smooth_field(rng, shape, 30), 1.0, 12.0)
+    reeds = (shore > 0) & (shore <= belt) & (smooth_field(rng, shape, 20) > -0.3)
     codes[reeds] = WETLAND
     codes[lake] = WATER
     vigour[lake] = 0.4 * smooth_field(rng, shape, 30)[lake]
