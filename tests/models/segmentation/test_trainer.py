@@ -154,9 +154,8 @@ train(**kwargs(json.loads(open(sys.argv[1]).read())))
 )
 
 
-def test_resume_after_kill(reference, patch_store, tmp_path, caplog):
-    out = tmp_path / "out"
-    args = run_args(patch_store, out)
+def run_killed(tmp_path: Path, args: dict) -> None:
+    """Run training in a subprocess that SIGKILLs itself mid-epoch 2 (KILLED_RUN)."""
     (tmp_path / "args.json").write_text(json.dumps(args))
     (tmp_path / "killed.py").write_text(KILLED_RUN)
     run = subprocess.run(
@@ -166,6 +165,12 @@ def test_resume_after_kill(reference, patch_store, tmp_path, caplog):
         timeout=300,
     )
     assert run.returncode == -signal.SIGKILL, run.stderr
+
+
+def test_resume_after_kill(reference, patch_store, tmp_path, caplog):
+    out = tmp_path / "out"
+    args = run_args(patch_store, out)
+    run_killed(tmp_path, args)
     assert (out / "resume" / "last.pt").exists()
     assert not any((out / name).exists() for name in OUTPUTS)  # nothing looks complete
 
@@ -201,15 +206,7 @@ def test_resume_restores_the_moving_average(patch_store, tmp_path):
     train_model(**run_args(patch_store, whole, training=averaged))
     out = tmp_path / "out"
     args = run_args(patch_store, out, training=averaged)
-    (tmp_path / "args.json").write_text(json.dumps(args))
-    (tmp_path / "killed.py").write_text(KILLED_RUN)
-    run = subprocess.run(
-        [sys.executable, str(tmp_path / "killed.py"), str(tmp_path / "args.json")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == -signal.SIGKILL, run.stderr
+    run_killed(tmp_path, args)
     train_model(**args)
     np.testing.assert_allclose(history(out)[LOSSES], history(whole)[LOSSES], rtol=1e-6)
 
