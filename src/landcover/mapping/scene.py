@@ -117,25 +117,24 @@ def predict_scene(
     """
     with rasterio.Env(**gdal_env(threads)), open_raster(image, "aligned image") as src:
         window, overlap = chip_window(src.tags(), window, overlap, scorer.window_multiple)
-    if getattr(scorer, "per_pixel", False):  # no context, no seam: overlap only costs
-        overlap = 0
-    if window % scorer.window_multiple:
-        raise ConfigError(
-            f"predict: window={window} must be a multiple of {scorer.window_multiple} (the "
-            "model's output stride); set e.g. `predict: window: 256` in the config."
-        )
-    table, _ = class_values(classes, values)
-    all_tags = {
-        "classes": json.dumps(list(classes.names)),
-        "class_values": json.dumps([int(v) for v in table]),
-        "values": values,
-        "image": str(image),
-        "window": str(window),
-        "overlap": str(overlap),
-        "software": f"landcover {__version__}",
-        **{k: str(v) for k, v in (tags or {}).items()},
-    }
-    with rasterio.Env(**gdal_env(threads)), open_raster(image, "aligned image") as src:
+        if getattr(scorer, "per_pixel", False):  # no context, no seam: overlap only costs
+            overlap = 0
+        if window % scorer.window_multiple:
+            raise ConfigError(
+                f"predict: window={window} must be a multiple of {scorer.window_multiple} "
+                "(the model's output stride); set e.g. `predict: window: 256` in the config."
+            )
+        table, _ = class_values(classes, values)
+        all_tags = {
+            "classes": json.dumps(list(classes.names)),
+            "class_values": json.dumps([int(v) for v in table]),
+            "values": values,
+            "image": str(image),
+            "window": str(window),
+            "overlap": str(overlap),
+            "software": f"landcover {__version__}",
+            **{k: str(v) for k, v in (tags or {}).items()},
+        }
         indexes = band_indexes(src.descriptions, scorer.bands, str(image))
 
         def read(win: Window) -> np.ndarray:
