@@ -15,6 +15,7 @@ from landcover.errors import ConfigError, DataError
 from landcover.mapping.engine import (
     StripAccumulator,
     blend_weights,
+    chunk_shape,
     iter_probability_blocks,
     iter_probability_strips,
     pad_to,
@@ -116,10 +117,30 @@ def single_pass(model: torch.nn.Module, img: np.ndarray) -> np.ndarray:
 
 
 def test_window_starts_cover_the_scene_and_end_on_its_edge():
-    assert window_starts(100, 32, 8) == [0, 24, 48, 68]
+    assert window_starts(100, 32, 8) == [0, 22, 45, 68]  # spread evenly, overlaps 10, 9, 9
     assert window_starts(32, 32, 8) == [0]
     assert window_starts(10, 32, 8) == [0]
     assert window_starts(64, 32, 0) == [0, 32]
+
+
+@pytest.mark.parametrize("length", [33, 100, 257, 1000, 13896])
+@pytest.mark.parametrize(("window", "overlap"), [(32, 8), (256, 64), (256, 0)])
+def test_window_starts_overlap_by_at_least_the_overlap(length, window, overlap):
+    starts = window_starts(length, window, overlap)
+    steps = np.diff(starts)
+    assert starts[0] == 0 and starts[-1] == max(0, length - window)
+    if len(starts) > 1:
+        assert (steps > 0).all() and (steps <= window - overlap).all()
+        assert steps.max() - steps.min() <= 1  # spread evenly: all overlaps alike
+    # as few windows as the stride allows
+    assert len(starts) == 1 + -(-max(0, length - window) // (window - overlap))
+
+
+def test_rows_carried_between_strips_stay_near_the_overlap():
+    """A tall scene's last strip shares about the overlap, not up to a window, with the one
+    before: the carried rows span the whole width (issue 13's 81786 px wide scene)."""
+    _, carry = chunk_shape((13896, 81786), 256, 64, 8)
+    assert 64 <= carry <= 67  # the last window shifted inwards alone shared 248 rows
 
 
 @pytest.mark.parametrize(("window", "overlap"), [(32, 32), (32, -1), (0, 0)])

@@ -1,11 +1,11 @@
 """The sliding-window engine: class probabilities of a whole scene, in bounded memory.
 
-The scene is cut into windows of ``window`` px that overlap by ``overlap`` px; the
-last window of a row or column is shifted inwards so that it ends on the scene's
-edge, and a scene smaller than one window is padded (reflect) up to it and cropped
-back. Each window's class probabilities are weighted by a smooth window (a
-``sin²`` ramp over the overlap, 1 inside, with a small floor) and the weighted sums
-are normalised, so neighbouring windows fade into each other and no seam shows.
+The scene is cut into windows of ``window`` px spread evenly from edge to edge, so that
+neighbours overlap by at least ``overlap`` px (a few px more on a large scene), and a
+scene smaller than one window is padded (reflect) up to it and cropped back. Each
+window's class probabilities are weighted by a smooth window (a ``sin²`` ramp over the
+overlap, 1 inside, with a small floor) and the weighted sums are normalised, so
+neighbouring windows fade into each other and no seam shows.
 
 Memory does not grow with the scene's height, and with its width only through a thin
 band of rows: windows are processed one row of windows (a *strip*) at a time, and each
@@ -43,9 +43,12 @@ Reader = Callable[[Window], np.ndarray]
 def window_starts(length: int, window: int, overlap: int) -> list[int]:
     """Offsets of the windows along one axis.
 
-    Windows step by ``window - overlap``; the last one is shifted inwards to end on
-    the edge (so it may overlap its neighbour by more). A scene not longer than one
-    window gets a single window at 0 (it is padded when read).
+    As few windows as steps of at most ``window - overlap`` allow, spread evenly from
+    0 to ``length - window``: neighbours overlap by at least ``overlap`` px and all by
+    about the same. Shifting only the last window inwards instead would make it share
+    up to ``window - 1`` rows with its neighbour, and the mapper carries the rows two
+    strips share across the scene's whole width (:class:`StripAccumulator`). A scene
+    not longer than one window gets a single window at 0 (it is padded when read).
 
     Args:
         length: scene size along the axis (px).
@@ -59,10 +62,9 @@ def window_starts(length: int, window: int, overlap: int) -> list[int]:
     check_window(window, overlap)
     if length <= window:
         return [0]
-    stride = window - overlap
-    starts = list(range(0, length - window, stride))
-    starts.append(length - window)
-    return starts
+    span = length - window
+    steps = -(-span // (window - overlap))  # ceil: no step longer than the stride
+    return [i * span // steps for i in range(steps + 1)]
 
 
 def check_window(window: int, overlap: int) -> None:
@@ -117,7 +119,7 @@ class StripAccumulator:
     the current chunk of the strip (``classes x window x span``, ``span`` being the
     columns of one batch of windows) and, across the scene's width, the sums of the
     rows that the next strip shares with this one (``classes x carry x width``, ``carry``
-    the rows two strips share, usually the overlap). Neither depends on the scene's
+    the rows two strips share: the overlap, or a few rows more). Neither depends on the scene's
     height, and only the carried rows (not the window) grow with its width.
 
     Use: :meth:`start` a strip, :meth:`add` the windows of a batch, :meth:`finish` the
@@ -263,8 +265,8 @@ def chunk_shape(
     """Return ``(span, carry)`` of a scene's :class:`StripAccumulator`.
 
     ``span`` is the columns of the widest batch of ``batch_size`` windows of a strip,
-    ``carry`` the most rows two consecutive strips share (the overlap, or more where the
-    last strip is shifted inwards to end on the scene's edge).
+    ``carry`` the most rows two consecutive strips share (the overlap, or a few rows
+    more where the strips are spread to end on the scene's edge: :func:`window_starts`).
     """
     height, width = shape
     rows = window_starts(height, window, overlap)
