@@ -429,6 +429,33 @@ def _split_by_tile(
     return pieces, origins
 
 
+def _union_grid(
+    parts: Sequence[tuple[int, int, np.ndarray]],
+    origin: tuple[int, int, float, float],
+    per_deg: int,
+) -> tuple[int, int, tuple[int, int], Affine]:
+    """Return the grid of one file that covers a tile's parts.
+
+    Returns:
+        Its first global row and column, its shape, and its transform (pixel edges at
+        the tile's corner + k / ``per_deg`` degrees).
+
+    """
+    trow, tcol, west, north = origin
+    r0, c0 = min(r for r, _, _ in parts), min(c for _, c, _ in parts)
+    r1 = max(r + p.shape[-2] for r, _, p in parts)
+    c1 = max(c + p.shape[-1] for _, c, p in parts)
+    transform = Affine(
+        1 / per_deg,
+        0.0,
+        west + (c0 - tcol) / per_deg,
+        0.0,
+        -1 / per_deg,
+        north - (r0 - trow) / per_deg,
+    )
+    return r0, c0, (r1 - r0, c1 - c0), transform
+
+
 def _write_input_quality(root: Path, windows: Sequence[QualityWindow], seed: int) -> None:
     """Write one InputQuality COG per tile beside its map tile (int16, 3 bands, nodata -1).
 
@@ -438,25 +465,14 @@ def _write_input_quality(root: Path, windows: Sequence[QualityWindow], seed: int
     per_deg = QUALITY_PER_DEG
     pieces, origins = _split_by_tile([(w.row, w.col, w.values) for w in windows], per_deg)
     for tile, parts in sorted(pieces.items()):
-        trow, tcol, tw, tn = origins[tile]
-        r0, c0 = min(r for r, _, _ in parts), min(c for _, c, _ in parts)
-        r1 = max(r + p.shape[-2] for r, _, p in parts)
-        c1 = max(c + p.shape[-1] for _, c, p in parts)
-        values = np.full((3, r1 - r0, c1 - c0), QUALITY_NODATA, dtype=np.int16)
+        r0, c0, shape, transform = _union_grid(parts, origins[tile], per_deg)
+        values = np.full((3, *shape), QUALITY_NODATA, dtype=np.int16)
         for r, c, part in parts:
             target = values[:, r - r0 : r - r0 + part.shape[-2], c - c0 : c - c0 + part.shape[-1]]
             known = part[1] != QUALITY_NODATA
             target[:, known] = part[:, known]
-        transform = Affine(
-            1 / per_deg,
-            0.0,
-            tw + (c0 - tcol) / per_deg,
-            0.0,
-            -1 / per_deg,
-            tn - (r0 - trow) / per_deg,
-        )
         profile = gtiff_profile(
-            "EPSG:4326", transform, values.shape[1:], 3, "int16", QUALITY_NODATA, codec="none"
+            "EPSG:4326", transform, shape, 3, "int16", QUALITY_NODATA, codec="none"
         )
         with MemoryFile() as memory, memory.open(**profile) as source:
             source.write(values)
@@ -483,25 +499,12 @@ def _write_worldcover(root: Path, windows: Sequence[LabelWindow], seed: int) -> 
     per_deg = round(1 / WORLDCOVER_PIXEL_DEG)
     pieces, origins = _split_by_tile([(w.row, w.col, w.codes) for w in windows], per_deg)
     for tile, parts in sorted(pieces.items()):
-        trow, tcol, tw, tn = origins[tile]
-        r0 = min(r for r, _, _ in parts)
-        c0 = min(c for _, c, _ in parts)
-        r1 = max(r + p.shape[0] for r, _, p in parts)
-        c1 = max(c + p.shape[1] for _, c, p in parts)
-        # pixel edges at the tile's corner + k / 12000 degrees
-        file_transform = Affine(
-            1 / per_deg,
-            0.0,
-            tw + (c0 - tcol) / per_deg,
-            0.0,
-            -1 / per_deg,
-            tn - (r0 - trow) / per_deg,
-        )
+        r0, c0, shape, file_transform = _union_grid(parts, origins[tile], per_deg)
         sparse = root / f".{tile}.sparse.tif"
         profile = gtiff_profile(
             "EPSG:4326",
             file_transform,
-            (r1 - r0, c1 - c0),
+            shape,
             1,
             "uint8",
             0,
@@ -527,7 +530,7 @@ def _write_worldcover(root: Path, windows: Sequence[LabelWindow], seed: int) -> 
                 demo=f"synthetic labels drawn by landcover.demo (seed {seed})",
             )
             out.set_band_description(1, "Map")
-        levels = max(1, math.ceil(math.log2(max(r1 - r0, c1 - c0) / 256)))  # down to ~256 px
+        levels = max(1, math.ceil(math.log2(max(shape) / 256)))  # down to ~256 px
         # a small block cache: the default (5 % of RAM) fills up with the empty blocks
         with (
             atomic_path(worldcover_path(root, "v200", tile)) as tmp,
