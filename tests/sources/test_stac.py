@@ -465,3 +465,27 @@ def test_pinned_list_of_another_area_is_refused(stac_bucket: Path, tmp_path: Pat
             out=tmp_path / "g.tif",
             **(IMAGERY | {"items": str(pins)}),
         )
+
+
+def test_pinned_list_of_a_local_catalog_moves_with_the_project(tmp_path: Path, monkeypatch) -> None:
+    """A catalog inside the project is pinned by paths relative to it, so a copy of the
+    project (catalog and pinned lists) composites from its own files."""
+    first = tmp_path / "first"
+    root = first / "resources" / "bucket"
+    build_catalog(root, fixture_items(root))
+    monkeypatch.chdir(first)
+    out = Path("resources/raw/delta/imagery.tif")
+    composite_catalog("delta", S2_BBOX, root="resources/bucket", out=out, **IMAGERY)
+    record = json.loads(out.with_name("items.json").read_text())
+    hrefs = [h for entry in record["items"] for h in entry["hrefs"].values()]
+    hrefs += [a["href"] for entry in record["items"] for a in entry["item"]["assets"].values()]
+    assert hrefs and all(h.startswith("resources/bucket/") for h in hrefs)
+    second = tmp_path / "second"
+    shutil.copytree(first, second)
+    shutil.rmtree(first)  # nothing of the first project is left to read
+    monkeypatch.chdir(second)
+    again = Path("results/imagery.tif")
+    pinned = IMAGERY | {"items": "resources/raw"}
+    composite_catalog("delta", S2_BBOX, root="resources/bucket", out=again, **pinned)
+    assert again.read_bytes() == out.read_bytes()
+    assert again.with_name("items.json").read_bytes() == out.with_name("items.json").read_bytes()

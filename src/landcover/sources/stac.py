@@ -345,7 +345,10 @@ def items_record(
     Each item has its id, datetime, platform, cloud cover, processing baseline, Earth
     Search's offset flag, the offset from the metadata and the one decided (with the
     share of dark DN that decided it), the hrefs of its bands, and the whole STAC item
-    (asset hrefs absolute) that :func:`read_pins` reads back.
+    that :func:`read_pins` reads back. Asset hrefs are absolute URLs or paths, but for
+    files inside the working directory (a local catalog such as the demo bucket): those
+    are relative to it (:func:`portable_href`), so that a copy of the project with its
+    pinned lists reads its own files.
     """
     used = [*bands, "SCL"]
     entries = []
@@ -353,7 +356,7 @@ def items_record(
         for item in acq.items:
             data = item.to_dict(include_self_link=False, transform_hrefs=False)
             for key, asset in item.assets.items():
-                data["assets"][key]["href"] = asset.get_absolute_href() or asset.href
+                data["assets"][key]["href"] = portable_href(asset.get_absolute_href() or asset.href)
             data["links"] = []
             check = checks[item.id]
             props = item.properties
@@ -386,6 +389,31 @@ def items_record(
         "max_items": select.max_items,
         "items": entries,
     }
+
+
+def portable_href(href: str) -> str:
+    """Return ``href`` relative to the working directory when it is a local file inside it.
+
+    URLs and files elsewhere are returned as they are. The workflow's jobs run in its
+    working directory, where :func:`local_hrefs_absolute` resolves such paths again.
+    """
+    if "://" in href:
+        return href
+    try:
+        return Path(href).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return href
+
+
+def local_hrefs_absolute(item: pystac.Item) -> pystac.Item:
+    """Resolve an item's relative local asset hrefs against the working directory, in place.
+
+    The inverse of :func:`portable_href`; URLs and absolute paths are left alone.
+    """
+    for asset in item.assets.values():
+        if "://" not in asset.href and not Path(asset.href).is_absolute():
+            asset.href = str(Path(asset.href).resolve())
+    return item
 
 
 def write_items(area: str, record: Mapping[str, Any], out: Path) -> Path:
@@ -476,7 +504,7 @@ def read_pins(area: str, spec: str | Path) -> Pins:
     try:
         record = json.loads(path.read_text())
         entries = record["items"]
-        items = [pystac.Item.from_dict(entry["item"]) for entry in entries]
+        items = [local_hrefs_absolute(pystac.Item.from_dict(entry["item"])) for entry in entries]
         offsets = {
             entry["id"]: OffsetCheck(
                 float(entry["offset_metadata"]), float(entry["offset"]), entry.get("dark_share")
