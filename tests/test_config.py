@@ -294,3 +294,40 @@ def test_wildcards_built_from_names_are_escaped(repo_root):
     block = text.split("wildcard_constraints:", 1)[1].split("\n\n", 1)[0]
     joined = [line for line in block.splitlines() if '"|".join(' in line]
     assert joined and all("re.escape(name)" in line for line in joined), joined
+
+
+def write_areas_file(path, labelled):
+    """Three square areas west of Dakar with the given `labelled` cells (None: empty)."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    names = ["north", "middle", "south"]
+    frame = gpd.GeoDataFrame(
+        {"name": names, "labelled": labelled},
+        geometry=[box(-17.4, 14.7 + 0.05 * k, -17.37, 14.73 + 0.05 * k) for k in range(3)],
+        crs="EPSG:4326",
+    )
+    frame.to_file(path, driver="GPKG" if str(path).endswith(".gpkg") else "GeoJSON")
+    return str(path)
+
+
+def test_an_areas_file_marks_areas_without_labels(tmp_path):
+    path = write_areas_file(tmp_path / "areas.geojson", [True, False, None])
+    areas = area_table(path)
+    assert {n: a.labelled for n, a in areas.items()} == {
+        "north": True,
+        "middle": False,
+        "south": True,  # an empty cell: labelled, as the mapping's default
+    }
+    assert labelled_areas(areas) == ["north", "south"]
+    without = write_areas_file(tmp_path / "plain.geojson", [None, None, None])
+    assert all(a.labelled for a in area_table(without).values())
+    package = write_areas_file(tmp_path / "areas.gpkg", [False, True, True])  # a real boolean
+    labelled = {name: area.labelled for name, area in area_table(package).items()}
+    assert labelled == {"north": False, "middle": True, "south": True}
+
+
+def test_an_areas_files_labelled_column_must_be_boolean(tmp_path):
+    path = write_areas_file(tmp_path / "areas.geojson", ["yes", "no", None])
+    with pytest.raises(ConfigError, match=r"areas\.geojson.*area 'middle'.*`labelled`.*Fix"):
+        area_table(path)

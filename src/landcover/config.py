@@ -188,7 +188,8 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
     Args:
         areas: the config's ``areas`` (validated, defaults filled): a mapping name ->
             {bbox | file | window, landscape, labelled}, or the path of a vector file with
-            a ``name`` column (one area per feature, each labelled).
+            a ``name`` column (one area per feature or group of features of one name) and
+            an optional boolean ``labelled`` column (empty: labelled).
 
     Raises:
         ConfigError: naming the area when its bbox is inverted, out of range or its
@@ -209,7 +210,8 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
         for name, group in frame.groupby("name"):
             west, south, east, north = group.total_bounds
             bbox = check_bbox((west, south, east, north), str(name))
-            table[str(name)] = Area(str(name), bbox, labelled=True)  # a file's areas: labelled
+            labelled = _file_labelled(group, str(name), areas)
+            table[str(name)] = Area(str(name), bbox, labelled=labelled)
         return table
     check_area_names(list(areas), "areas")
     table = {}
@@ -225,6 +227,32 @@ def area_table(areas: Mapping[str, Any] | str) -> dict[str, Area]:
             bbox = check_bbox(_bbox_of_file(spec["file"], f"Area '{name}'"), name)
         table[name] = Area(name, bbox, spec.get("landscape", "forest"), labelled=spec["labelled"])
     return table
+
+
+def _file_labelled(group: Any, name: str, path: str) -> bool:
+    """Whether an area of an areas file has labels: its features' ``labelled`` values.
+
+    A missing column or empty cells mean labelled (as ``areas.<name>.labelled``'s
+    default); otherwise every feature of the area must say the same boolean.
+
+    Raises:
+        ConfigError: naming the file, the area and the values it found.
+
+    """
+    if "labelled" not in group.columns:
+        return True
+    cells = [v for v in group["labelled"].tolist() if v is not None and v == v]  # v == v: not NaN
+    # a boolean, 1 / 0 (GeoPackage) or its text (GeoJSON written from a column with gaps)
+    values = {str(v).strip().lower() for v in cells}
+    if not values:
+        return True
+    if len(values) == 1 and values <= {"true", "false", "1", "0", "1.0", "0.0"}:
+        return values <= {"true", "1", "1.0"}
+    raise ConfigError(
+        f"areas: '{path}': area '{name}' has `labelled` values {sorted(map(str, cells))}; "
+        "each area's features need one boolean (true or false, or empty for labelled). "
+        "Fix the `labelled` column."
+    )
 
 
 def check_area_names(names: Sequence[Any], where: str) -> None:

@@ -43,6 +43,34 @@ def test_dry_run_plans_one_fold_per_area(tmp_path, tiny_config, run_snakemake, j
 
 
 @pytest.mark.slow
+def test_an_area_without_labels_is_no_fold(tmp_path, tiny_config, run_snakemake, job_counts):
+    """Leave-one-area-out and k-fold run over the labelled areas only; the area without
+    labels is aligned (imagery alone) and mapped by each experiment, never tiled."""
+    config = tiny_config(evaluate={"leave_one_area_out": True, "folds": 2})
+    config["areas"]["lakeside"]["labelled"] = False
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = run_snakemake(tmp_path, "-n", "all", "folds")
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = job_counts(run.stdout)
+    labelled, experiments = ["city", "delta"], ["unet", "pixel"]
+    k, n, e = 2, len(labelled), len(experiments)
+    assert counts["tile_area"] == n and counts["align_area"] == n
+    assert counts["align_image"] == 1  # the area without labels: imagery alone
+    assert counts["kfold_split"] == k and counts["loao_split_patches"] == n
+    assert counts["fold_train_model"] == (k + n) * e
+    assert counts["fold_predict_area"] == (k * n + n) * e  # k-fold maps every labelled area
+    assert counts["fold_summary"] == 2 * e
+    for area in labelled:
+        assert f"results/loao/{area}/eval/unet/cpu/per_class_iou.csv" in run.stdout
+    assert "results/loao/lakeside/" not in run.stdout
+    assert "results/folds/k1/eval/unet/cpu/per_class_iou.csv" in run.stdout
+    assert "results/folds/k2/" not in run.stdout
+    for experiment in experiments:  # mapped by the main experiments, never scored
+        assert f"results/maps/{experiment}/cpu/lakeside.tif" in run.stdout
+    assert "results/eval/unet/cpu/lakeside" not in run.stdout
+
+
+@pytest.mark.slow
 def test_fewer_than_two_areas_fails_before_any_job(tmp_path, tiny_config, run_snakemake):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(one_area_config(tiny_config)))
     run = run_snakemake(tmp_path, "-n")
