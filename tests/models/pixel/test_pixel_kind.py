@@ -147,14 +147,30 @@ def test_a_scene_is_mapped_without_overlap(trained, patch_store, tmp_path):
         {"name": c, "codes": [i + 1], "colour": "#808080"}
         for i, c in enumerate(patch_store["classes"])
     ]
-    maps = []
-    for overlap in (8, 0):
-        out = tmp_path / f"map{overlap}.tif"
+    blended = Blended(scorer)  # the same model, its windows overlapping as a network's
+    maps = {}
+    for name, engine in (("blended", blended), ("per_pixel", scorer)):
+        out = tmp_path / f"{name}.tif"
         predict_scene(
-            scorer, path, out, classes=ClassMap.from_config(classes, []), values="codes",
-            window=16, overlap=overlap, batch_size=4,
+            engine, path, out, classes=ClassMap.from_config(classes, []), values="codes",
+            window=16, overlap=8, batch_size=4,
         )  # fmt: skip
         with rasterio.open(out) as ds:
-            assert ds.tags()["overlap"] == "0"
-            maps.append(ds.read(1))
-    np.testing.assert_array_equal(maps[0], maps[1])
+            maps[name] = (ds.tags()["overlap"], ds.read(1))
+    assert maps["blended"][0] == "8" and maps["per_pixel"][0] == "0"
+    np.testing.assert_array_equal(maps["blended"][1], maps["per_pixel"][1])
+
+
+class Blended:
+    """A scorer without the per-pixel flag: the mapper overlaps and blends its windows."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer = scorer
+
+    def __getattr__(self, name: str):
+        if name == "per_pixel":
+            raise AttributeError(name)
+        return getattr(self.scorer, name)
+
+    def __call__(self, batch):
+        return self.scorer(batch)
